@@ -1,0 +1,36 @@
+// Subcommands of the zoobench CLI. Each takes the words after its name.
+#pragma once
+#include <boost/program_options.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace zoobench::cli {
+
+using Args = std::vector<std::string>;
+namespace po = boost::program_options;
+
+struct Command {
+  std::string name;  // "data pack"
+  std::string summary;
+  int (*run)(const Args&);
+};
+const std::vector<Command>& commands();
+
+// Parses options; prints usage and returns nullopt on --help. Unknown
+// options and bad values become UsageError.
+std::optional<po::variables_map> parse(const std::string& usage, po::options_description& opts, const Args& args,
+                                       const po::positional_options_description* positional = nullptr);
+
+// libtorch intra-op threads: requested, else cores / ranks on this node (>= 1).
+int set_threads(int requested);
+
+int cmd_version(const Args&);
+int cmd_data_pack(const Args&);
+int cmd_data_show(const Args&);
+int cmd_data_tasks(const Args&);
+int cmd_config_explain(const Args&);
+int cmd_config_check(const Args&);
+
+}  // namespace zoobench::cli

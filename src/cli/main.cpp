@@ -1,0 +1,98 @@
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "cli.h"
+#include "zoobench/comm.h"
+#include "zoobench/error.h"
+#include "zoobench/version.h"
+
+namespace zoobench::cli {
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> all = {
+      {"version", "versions of zoobench and its libraries, BLAS and threads", cmd_version},
+      {"data pack", "pack raw sources (or your own images) into data/<domain>.h5", cmd_data_pack},
+      {"data show", "list packed data sets: classes, images, resolution, source", cmd_data_show},
+      {"data tasks", "sample a config's few-shot tasks and print their sizes", cmd_data_tasks},
+      {"config explain", "print every config key with its type, default and meaning", cmd_config_explain},
+      {"config check", "validate a config file without running anything", cmd_config_check},
+  };
+  return all;
+}
+
+std::optional<po::variables_map> parse(const std::string& usage, po::options_description& opts, const Args& args,
+                                       const po::positional_options_description* positional) {
+  opts.add_options()("help,h", "show this help");
+  po::variables_map vm;
+  try {
+    auto parser = po::command_line_parser(args).options(opts);
+    if (positional) parser.positional(*positional);
+    po::store(parser.run(), vm);
+    if (vm.count("help")) {
+      std::cout << "usage: " << usage << "\n\n" << opts << "\n";
+      return std::nullopt;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError(std::string(e.what()) + " (see `" + usage.substr(0, usage.find(" [")) + " --help`)");
+  }
+  return vm;
+}
+
+namespace {
+void print_usage(std::ostream& out) {
+  out << "zoobench " << ZOOBENCH_VERSION << " - which pre-trained model should I fine-tune?\n\n"
+      << "usage: zoobench <command> [options]   (zoobench <command> --help for its options)\n\ncommands:\n";
+  for (const auto& c : commands()) {
+    char line[160];
+    std::snprintf(line, sizeof line, "  %-16s %s\n", c.name.c_str(), c.summary.c_str());
+    out << line;
+  }
+}
+
+int dispatch(const Args& argv) {
+  if (argv.empty() || argv[0] == "--help" || argv[0] == "-h" || argv[0] == "help") {
+    print_usage(std::cout);
+    return argv.empty() ? 2 : 0;
+  }
+  if (argv[0] == "--version") return cmd_version({});
+  for (const auto& c : commands()) {
+    // Commands are one or two words; match the longest.
+    auto space = c.name.find(' ');
+    if (space == std::string::npos) {
+      if (argv[0] == c.name) return c.run(Args(argv.begin() + 1, argv.end()));
+    } else if (argv[0] == c.name.substr(0, space) && argv.size() > 1 && argv[1] == c.name.substr(space + 1)) {
+      return c.run(Args(argv.begin() + 2, argv.end()));
+    }
+  }
+  std::string known;
+  for (const auto& c : commands()) known += (known.empty() ? "" : ", ") + c.name;
+  std::string what = argv[0] + (argv.size() > 1 && argv[1][0] != '-' ? " " + argv[1] : "");
+  throw UsageError("unknown command '" + what + "' (commands: " + known + ")");
+}
+}  // namespace
+}  // namespace zoobench::cli
+
+int main(int argc, char** argv) {
+  using namespace zoobench;
+  spdlog::set_default_logger(spdlog::stderr_color_mt("zoobench"));
+  spdlog::set_pattern("[%H:%M:%S] %v");
+  cli::Args args(argv + 1, argv + argc);
+  int code = 0;
+  try {
+    code = cli::dispatch(args);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "zoobench: error: %s\n", e.what());
+    code = e.exit_code();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "zoobench: error: %s\n", e.what());
+    code = 1;
+  }
+  std::fflush(stdout);
+  // Under MPI a failed rank takes the others down instead of leaving them in a collective.
+  if (code != 0 && comm::launched_by_mpi() && comm::World::get().size() > 1) comm::World::get().abort(code);
+  return code;
+}

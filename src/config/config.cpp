@@ -1,0 +1,235 @@
+#include "zoobench/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+#include <set>
+#include <sstream>
+
+#include "schema.h"
+#include "zoobench/error.h"
+#include "zoobench/io.h"
+
+namespace zoobench {
+namespace {
+using config::Field;
+using config::Kind;
+
+struct Resolver {
+  std::string file;
+
+  std::string loc(const YAML::Mark& m) const {
+    if (m.is_null()) return file;
+    return file + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+  }
+
+  [[noreturn]] void fail(const YAML::Mark& m, const std::string& path, const std::string& msg) const {
+    throw ConfigError(loc(m) + ": " + (path.empty() ? "" : path + ": ") + msg);
+  }
+
+  static std::string show(const YAML::Node& n) {
+    if (n.IsScalar()) return "'" + n.Scalar() + "'";
+    if (n.IsSequence()) return "a list";
+    if (n.IsMap()) return "a map";
+    return "nothing";
+  }
+
+  static std::string range_text(const Field& f) {
+    std::ostringstream s;
+    s << "[" << f.lo << ", " << f.hi << "]";
+    return s.str();
+  }
+
+  YAML::Node scalar(const Field& f, const YAML::Node& n, const std::string& path) const {
+    if (!n.IsScalar()) fail(n.Mark(), path, std::string("expected ") + config::kind_name(f.kind) + ", got " + show(n));
+    switch (f.kind) {
+      case Kind::Int: {
+        long long v = 0;
+        if (!YAML::convert<long long>::decode(n, v))
+          fail(n.Mark(), path, "expected an integer, got " + show(n));
+        if (v < f.lo || v > f.hi) fail(n.Mark(), path, "value " + n.Scalar() + " is out of range " + range_text(f));
+        return YAML::Node(v);
+      }
+      case Kind::Float: {
+        double v = 0;
+        if (!YAML::convert<double>::decode(n, v) || !std::isfinite(v))
+          fail(n.Mark(), path, "expected a finite number, got " + show(n));
+        if (v < f.lo || v > f.hi) fail(n.Mark(), path, "value " + n.Scalar() + " is out of range " + range_text(f));
+        return YAML::Node(v);
+      }
+      case Kind::Bool: {
+        bool v = false;
+        if (!YAML::convert<bool>::decode(n, v)) fail(n.Mark(), path, "expected true or false, got " + show(n));
+        return YAML::Node(v);
+      }
+      case Kind::Enum: {
+        for (const auto& c : f.choices)
+          if (c == n.Scalar()) return YAML::Node(c);
+        std::string all;
+        for (const auto& c : f.choices) all += (all.empty() ? "" : ", ") + c;
+        fail(n.Mark(), path, "invalid value " + show(n) + " (valid: " + all + ")");
+      }
+      default:
+        return YAML::Node(n.Scalar());
+    }
+  }
+
+  YAML::Node resolve(const Field& f, const YAML::Node& n, const std::string& path, const YAML::Mark& parent) const {
+    bool present = n.IsDefined() && !n.IsNull();
+    if (!present) {
+      if (f.required) fail(parent, path, "missing required key");
+      if (f.kind == Kind::Map) return resolve_map(f, YAML::Node(YAML::NodeType::Map), path, parent);
+      if (f.default_yaml.empty()) return YAML::Node(YAML::NodeType::Null);
+      return resolve(f, YAML::Load(f.default_yaml), path, parent);
+    }
+    switch (f.kind) {
+      case Kind::Map: return resolve_map(f, n, path, n.Mark());
+      case Kind::ListOfMaps: {
+        if (!n.IsSequence()) fail(n.Mark(), path, "expected a list, got " + show(n));
+        YAML::Node out(YAML::NodeType::Sequence);
+        for (size_t i = 0; i < n.size(); ++i)
+          out.push_back(resolve(f.fields.at(0), n[i], path + "[" + std::to_string(i) + "]", n.Mark()));
+        return out;
+      }
+      case Kind::StringList: {
+        if (!n.IsSequence()) fail(n.Mark(), path, "expected a list of strings, got " + show(n));
+        YAML::Node out(YAML::NodeType::Sequence);
+        for (size_t i = 0; i < n.size(); ++i) {
+          if (!n[i].IsScalar())
+            fail(n[i].Mark(), path + "[" + std::to_string(i) + "]", "expected a string, got " + show(n[i]));
+          out.push_back(n[i].Scalar());
+        }
+        return out;
+      }
+      default: return scalar(f, n, path);
+    }
+  }
+
+  YAML::Node resolve_map(const Field& f, const YAML::Node& n, const std::string& path, const YAML::Mark& mark) const {
+    if (!n.IsMap()) fail(n.Mark(), path, "expected a map, got " + show(n));
+    std::set<std::string> known;
+    for (const auto& c : f.fields) known.insert(c.key);
+    for (const auto& kv : n) {
+      std::string key = kv.first.as<std::string>();
+      if (!known.count(key)) {
+        std::string valid;
+        for (const auto& c : f.fields) valid += (valid.empty() ? "" : ", ") + c.key;
+        fail(kv.first.Mark(), path, "unknown key '" + key + "' (valid keys: " + valid + ")");
+      }
+    }
+    YAML::Node out(YAML::NodeType::Map);
+    for (const auto& c : f.fields) {
+      std::string sub = path.empty() ? c.key : path + "." + c.key;
+      YAML::Node v = resolve(c, n[c.key], sub, mark);
+      if (!v.IsNull()) out[c.key] = v;
+    }
+    return out;
+  }
+};
+
+std::vector<std::string> strings(const YAML::Node& n) {
+  std::vector<std::string> v;
+  for (const auto& e : n) v.push_back(e.as<std::string>());
+  return v;
+}
+
+}  // namespace
+
+Config parse_config(const std::string& text, const std::string& source) {
+  Resolver r{source};
+  YAML::Node doc;
+  try {
+    doc = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    r.fail(e.mark, "", "YAML syntax error: " + e.msg);
+  }
+  if (!doc.IsDefined() || doc.IsNull()) doc = YAML::Node(YAML::NodeType::Map);
+  YAML::Node res = r.resolve(config::root_schema(), doc, "", doc.Mark());
+
+  Config c;
+  c.source = source;
+  c.name = res["name"].as<std::string>();
+  c.seed = res["seed"].as<uint64_t>();
+  c.threads = res["threads"].as<int>();
+  c.results_dir = res["results_dir"].as<std::string>();
+  c.data_dir = res["data"]["dir"].as<std::string>();
+  c.domains = strings(res["data"]["domains"]);
+  if (c.name.empty() || c.name.find('/') != std::string::npos)
+    r.fail(doc["name"].Mark(), "name", "must be a non-empty name without '/'");
+
+  std::set<std::string> names;
+  const YAML::Node& tasks = res["tasks"];
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const YAML::Node& t = tasks[i];
+    const YAML::Node orig = doc["tasks"][i];
+    TaskSpec s;
+    s.dataset = t["dataset"].as<std::string>();
+    s.name = t["name"] ? t["name"].as<std::string>() : s.dataset;
+    s.classes = strings(t["classes"]);
+    s.shots = t["shots"].as<int>();
+    s.seed = t["seed"].as<uint64_t>();
+    s.val_fraction = t["val_fraction"].as<double>();
+    s.test_per_class = t["test_per_class"].as<int>();
+    s.where = r.loc(orig.Mark());
+    std::string path = "tasks[" + std::to_string(i) + "]";
+    if (!names.insert(s.name).second)
+      r.fail(orig.Mark(), path + ".name", "duplicate task name '" + s.name + "' (set a distinct 'name:')");
+    if (s.classes.size() == 1) r.fail(orig["classes"].Mark(), path + ".classes", "a task needs at least 2 classes");
+    c.tasks.push_back(std::move(s));
+  }
+  YAML::Emitter out;
+  out << res;
+  c.resolved_yaml = std::string(out.c_str()) + "\n";
+  return c;
+}
+
+Config load_config(const std::filesystem::path& file) {
+  std::string text;
+  try {
+    text = read_file(file);
+  } catch (const IoError& e) {
+    throw ConfigError(std::string("config: ") + e.what());
+  }
+  return parse_config(text, file.string());
+}
+
+namespace {
+void explain(const Field& f, const std::string& path, std::ostringstream& out) {
+  if (f.kind == Kind::Map) {
+    for (const auto& c : f.fields) explain(c, path.empty() ? c.key : path + "." + c.key, out);
+    return;
+  }
+  if (f.kind == Kind::ListOfMaps) {
+    out << path << "  (" << config::kind_name(f.kind) << ", default " << f.default_yaml << ")  " << f.help << "\n";
+    for (const auto& c : f.fields.at(0).fields) explain(c, path + "[]." + c.key, out);
+    return;
+  }
+  std::string type = config::kind_name(f.kind);
+  if (f.kind == Kind::Enum) {
+    type += " {";
+    for (size_t i = 0; i < f.choices.size(); ++i) type += (i ? "," : "") + f.choices[i];
+    type += "}";
+  }
+  if (std::isfinite(f.lo) || std::isfinite(f.hi)) {
+    std::ostringstream s;
+    s << " in [" << f.lo << ", " << f.hi << "]";
+    type += s.str();
+  }
+  std::string dflt = f.required ? "required" : (f.default_yaml.empty() ? "unset" : "default " + f.default_yaml);
+  char line[512];
+  std::snprintf(line, sizeof line, "%-22s %-28s %-16s %s\n", path.c_str(), type.c_str(), dflt.c_str(), f.help.c_str());
+  out << line;
+}
+}  // namespace
+
+std::string explain_config() {
+  std::ostringstream out;
+  out << "Experiment config keys (YAML). Unknown keys are errors.\n\n";
+  char line[256];
+  std::snprintf(line, sizeof line, "%-22s %-28s %-16s %s\n", "key", "type", "default", "meaning");
+  out << line;
+  explain(config::root_schema(), "", out);
+  return out.str();
+}
+
+}  // namespace zoobench
