@@ -19,6 +19,7 @@ struct TaskSpec {
   uint64_t seed = 0;
   double val_fraction = 0.2;         // share of the shots held out for choosing the lr
   int test_per_class = 0;            // 0 = every test image of the class
+  bool drop_small_classes = false;   // drop classes with < shots training images instead of failing
   std::string where;                 // "file:line:col" of the entry, for later errors
 };
 

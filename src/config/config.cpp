@@ -170,6 +170,7 @@ Config parse_config(const std::string& text, const std::string& source) {
     s.seed = t["seed"].as<uint64_t>();
     s.val_fraction = t["val_fraction"].as<double>();
     s.test_per_class = t["test_per_class"].as<int>();
+    s.drop_small_classes = t["drop_small_classes"].as<bool>();
     s.where = r.loc(orig.Mark());
     std::string path = "tasks[" + std::to_string(i) + "]";
     if (!names.insert(s.name).second)

@@ -34,6 +34,7 @@ const Field& root_schema() {
         {"seed", Kind::Int, "0", "seed of the sample", 0, 9.0e15},
         {"val_fraction", Kind::Float, "0.2", "share of each class's shots held out to choose the lr", 0.0, 0.9},
         {"test_per_class", Kind::Int, "0", "test images per class; 0 = all of them", 0, 1000000},
+        {"drop_small_classes", Kind::Bool, "false", "drop classes with fewer training images than shots (else an error)"},
     };
     Field data{"data", Kind::Map, "", "packed data sets"};
     data.fields = {

@@ -11,6 +11,7 @@
 #include "zoobench/error.h"
 #include "zoobench/io.h"
 #include "zoobench/random.h"
+#include "zoobench/version.h"
 
 namespace zoobench {
 namespace fs = std::filesystem;
@@ -50,6 +51,9 @@ std::vector<std::string> expand_domains(const std::vector<std::string>& names) {
 
 fs::path default_raw_dir() {
   if (const char* env = std::getenv("ZOOBENCH_RAW_DIR"); env && *env) return env;
+  // tools/fetch-data fills the checkout's cache, wherever the binary is run from.
+  fs::path in_checkout = fs::path(ZOOBENCH_SOURCE_DIR) / ".cache" / "raw";
+  if (fs::exists(in_checkout)) return in_checkout;
   return ".cache/raw";
 }
 

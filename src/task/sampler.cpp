@@ -28,15 +28,20 @@ Task sample_task(const TaskSpec& spec, const ImageSet& set) {
       t.class_ids.push_back(it - set.class_names.begin());
     }
   }
-  if (t.class_ids.size() < 2)
-    throw fail("a task needs at least 2 classes, data set '" + set.name + "' gives " + std::to_string(t.class_ids.size()));
   if (spec.shots < 1) throw fail("shots must be at least 1");
+  const size_t shots = static_cast<size_t>(spec.shots);
 
   std::vector<std::vector<int64_t>> pool_train(set.class_names.size()), pool_test(set.class_names.size());
   for (size_t i = 0; i < set.size(); ++i)
     (set.split[i] ? pool_test : pool_train)[set.labels[i]].push_back(static_cast<int64_t>(i));
+  if (spec.drop_small_classes) {
+    auto small = [&](int64_t c) { return pool_train[c].size() < shots || pool_test[c].empty(); };
+    t.class_ids.erase(std::remove_if(t.class_ids.begin(), t.class_ids.end(), small), t.class_ids.end());
+  }
+  if (t.class_ids.size() < 2)
+    throw fail("a task needs at least 2 classes, data set '" + set.name + "' gives " + std::to_string(t.class_ids.size()) +
+               (spec.drop_small_classes ? " with at least " + std::to_string(shots) + " training images" : ""));
 
-  const size_t shots = static_cast<size_t>(spec.shots);
   const size_t n_val = std::min(shots - 1, static_cast<size_t>(std::lround(spec.val_fraction * static_cast<double>(shots))));
   for (size_t k = 0; k < t.class_ids.size(); ++k) {
     int64_t c = t.class_ids[k];

@@ -1,0 +1,96 @@
+#include <gtest/gtest.h>
+
+#include "../common.h"
+#include "zoobench/config.h"
+#include "zoobench/error.h"
+
+using namespace zoobench;
+
+namespace {
+std::string error_of(const std::string& yaml) {
+  try {
+    parse_config(yaml, "exp.yaml");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(Config, DefaultsFillEveryKey) {
+  Config c = parse_config("", "empty.yaml");
+  EXPECT_EQ(c.name, "default");
+  EXPECT_EQ(c.data_dir, "data");
+  EXPECT_EQ(c.domains, std::vector<std::string>{"all"});
+  EXPECT_TRUE(c.tasks.empty());
+  EXPECT_NE(c.resolved_yaml.find("results_dir: results"), std::string::npos) << c.resolved_yaml;
+}
+
+TEST(Config, TasksResolveWithDefaultsAndLocation) {
+  Config c = parse_config(
+      "name: mini\n"
+      "tasks:\n"
+      "  - dataset: opencv-digits\n"
+      "    shots: 5\n"
+      "  - {dataset: glyphs-greek, name: greek-5, classes: [Α, Β, Γ], val_fraction: 0.4}\n",
+      "mini.yaml");
+  ASSERT_EQ(c.tasks.size(), 2u);
+  EXPECT_EQ(c.tasks[0].name, "opencv-digits");
+  EXPECT_EQ(c.tasks[0].shots, 5);
+  EXPECT_DOUBLE_EQ(c.tasks[0].val_fraction, 0.2);
+  EXPECT_EQ(c.tasks[0].where, "mini.yaml:3:5");
+  EXPECT_EQ(c.tasks[1].classes, (std::vector<std::string>{"Α", "Β", "Γ"}));
+  EXPECT_EQ(c.tasks[1].shots, 10);
+  // The resolved text parses back to the same config.
+  Config again = parse_config(c.resolved_yaml, "resolved");
+  EXPECT_EQ(again.tasks[1].name, "greek-5");
+  EXPECT_EQ(again.resolved_yaml, c.resolved_yaml);
+}
+
+TEST(Config, UnknownKeyNamesLineColumnPathAndValidKeys) {
+  std::string e = error_of("name: x\ndata:\n  dir: d\n  domain: [mnist]\n");
+  EXPECT_NE(e.find("exp.yaml:4:3"), std::string::npos) << e;
+  EXPECT_NE(e.find("data:"), std::string::npos) << e;
+  EXPECT_NE(e.find("unknown key 'domain'"), std::string::npos) << e;
+  EXPECT_NE(e.find("valid keys: dir, domains"), std::string::npos) << e;
+}
+
+TEST(Config, StringWhereNumberBelongs) {
+  std::string e = error_of("tasks:\n  - dataset: mnist\n    shots: ten\n");
+  EXPECT_NE(e.find("exp.yaml:3:12"), std::string::npos) << e;
+  EXPECT_NE(e.find("tasks[0].shots"), std::string::npos) << e;
+  EXPECT_NE(e.find("expected an integer, got 'ten'"), std::string::npos) << e;
+  EXPECT_NE(error_of("seed: 1.5\n").find("expected an integer"), std::string::npos);
+  EXPECT_NE(error_of("tasks: [{dataset: m, val_fraction: abc}]\n").find("expected a finite number"), std::string::npos);
+}
+
+TEST(Config, OutOfRangeMissingAndStructure) {
+  EXPECT_NE(error_of("tasks: [{dataset: m, shots: 0}]\n").find("out of range [1, 100000]"), std::string::npos);
+  EXPECT_NE(error_of("tasks: [{dataset: m, val_fraction: 0.95}]\n").find("out of range"), std::string::npos);
+  EXPECT_NE(error_of("tasks: [{shots: 3}]\n").find("tasks[0].dataset: missing required key"), std::string::npos);
+  EXPECT_NE(error_of("tasks: {dataset: m}\n").find("expected a list"), std::string::npos);
+  EXPECT_NE(error_of("data: [1, 2]\n").find("expected a map"), std::string::npos);
+  EXPECT_NE(error_of("data: {domains: mnist}\n").find("expected a list of strings"), std::string::npos);
+  EXPECT_NE(error_of("tasks: [{dataset: m}, {dataset: m}]\n").find("duplicate task name 'm'"), std::string::npos);
+  EXPECT_NE(error_of("tasks: [{dataset: m, classes: [a]}]\n").find("at least 2 classes"), std::string::npos);
+  EXPECT_NE(error_of("name: [a\n").find("YAML syntax error"), std::string::npos);
+  EXPECT_NE(error_of("name: a/b\n").find("without '/'"), std::string::npos);
+}
+
+TEST(Config, MissingFileIsAConfigError) {
+  EXPECT_THROW(load_config("/nonexistent/zoobench.yaml"), ConfigError);
+}
+
+TEST(Config, ExplainListsEveryKey) {
+  std::string text = explain_config();
+  for (const char* key : {"name", "seed", "threads", "results_dir", "data.dir", "data.domains", "tasks[].dataset",
+                          "tasks[].shots", "tasks[].val_fraction", "tasks[].test_per_class"})
+    EXPECT_NE(text.find(key), std::string::npos) << key;
+}
+
+TEST(Config, RepositoryConfigsAreValid) {
+  for (const char* name : {"quickstart.yaml", "tiny.yaml"}) {
+    Config c = load_config(std::string(ZB_SOURCE_DIR) + "/configs/" + name);
+    EXPECT_FALSE(c.tasks.empty()) << name;
+  }
+}
