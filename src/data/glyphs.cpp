@@ -123,7 +123,7 @@ Source glyph_source() {
 
     std::map<std::string, ImageSet> sets;
     std::map<std::string, std::set<std::vector<uint8_t>>> seen_alphabets;  // identical designs under other names
-    std::set<std::string> packages;
+    std::map<std::string, std::set<std::string>> packages;  // per domain
     auto set_for = [&](const std::string& domain, const Script& sc) -> ImageSet& {
       auto [it, fresh] = sets.try_emplace(domain);
       if (fresh) {
@@ -169,14 +169,9 @@ Source glyph_source() {
           const size_t px = static_cast<size_t>(kPackedSize) * kPackedSize;
           for (size_t k = 0; k < sc.chars.size(); ++k)
             set.add(alphabet.data() + k * px, static_cast<int64_t>(k), Split::Train, family);
-          if (std::string pkg = debian_owner(file.string()); !pkg.empty()) packages.insert(pkg);
+          if (std::string pkg = debian_owner(file.string()); !pkg.empty()) packages[domain].insert(pkg);
         }
       }
-    }
-    std::string pkg_list, versions;
-    for (const auto& p : packages) {
-      pkg_list += (pkg_list.empty() ? "" : ",") + p;
-      versions += (versions.empty() ? "" : ",") + p + "=" + debian_version(p);
     }
     std::vector<ImageSet> out;
     for (const auto& d : wanted) {
@@ -185,6 +180,11 @@ Source glyph_source() {
         throw DataError("no installed font covers every character of domain '" + d + "' under '" + opt.font_dir.string() +
                         "' (run tools/setup to install the font packages)");
       ImageSet& set = it->second;
+      std::string pkg_list, versions;
+      for (const auto& p : packages[d]) {
+        pkg_list += (pkg_list.empty() ? "" : ",") + p;
+        versions += (versions.empty() ? "" : ",") + p + "=" + debian_version(p);
+      }
       set.split.assign(set.size(), 0);
       split_by_group(set, opt.seed, opt.test_fraction);
       set.prov = {pkg_list, versions, "per font package (OFL-1.1, GPL with font exception, Apache-2.0, LPPL, ...)",
