@@ -71,6 +71,14 @@ class Cli(unittest.TestCase):
         self.assertIn("OpenBLAS", r.stdout, "tools/setup installs OpenBLAS; the reference BLAS is 30x slower")
         self.assertIn("threads    3", run("version", "--threads", "3").stdout)
 
+    def test_version_warns_on_reference_blas(self):
+        ref = "/usr/lib/x86_64-linux-gnu/blas"  # Debian's netlib BLAS (libblas3), the slow default
+        r = run("version", env={"LD_LIBRARY_PATH": ref})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("reference BLAS", r.stdout)
+        self.assertIn("warning: libtorch runs on the slow reference BLAS", r.stderr)
+        self.assertNotIn("warning", run("version").stderr)
+
     # --- config -----------------------------------------------------------------
     def test_config_check_and_explain(self):
         r = run("config", "check", os.path.join(SOURCE_DIR, "configs", "quickstart.yaml"))
