@@ -23,6 +23,51 @@ struct TaskSpec {
   std::string where;                 // "file:line:col" of the entry, for later errors
 };
 
+// One network that zoobench trains for its zoo.
+struct ModelSpec {
+  std::string name;
+  std::string arch = "resnet8";  // resnet8 | resnet14 | resnet20 | cnn
+  int width = 8;
+  std::vector<std::string> domains;  // one for an expert, several for multi-domain / generic
+  std::vector<std::string> classes;  // class subset of the single domain; empty = all
+  int epochs = 0;                    // 0 = ZooTrainConfig::epochs
+  enum class Kind { Expert, MultiDomain, Generic } kind = Kind::Expert;
+};
+
+struct ZooTrainConfig {
+  int epochs = 2;
+  int batch_size = 64;
+  double lr = 0.05;
+  double weight_decay = 5e-4;
+  int max_images = 8000;
+  uint64_t seed = 0;
+};
+
+struct ZooConfig {
+  std::string dir = "zoo";
+  std::string manifest;  // an existing manifest to use as is (no training)
+  ZooTrainConfig train;
+  std::vector<ModelSpec> models;  // experts, then the multi-domain expert, then the generic model
+};
+
+struct FinetuneConfig {
+  int epochs = 20;
+  int batch_size = 32;
+  std::vector<double> lrs{0.01, 0.005, 0.001};
+  double momentum = 0.9;
+  double weight_decay = 1e-4;
+  int crop_padding = 2;
+  std::vector<std::string> flip_domains;
+};
+
+struct ExtractConfig {
+  int max_per_class = 25;
+  int batch_size = 256;
+  int lgc_projections = 4;
+  int sketch_dim = 4096;
+  bool cache = true;
+};
+
 struct Config {
   std::string source;  // the file it came from, or "<defaults>"
   std::string name;
@@ -32,6 +77,10 @@ struct Config {
   std::string results_dir;
   std::vector<std::string> domains;  // domains this experiment packs and reads
   std::vector<TaskSpec> tasks;
+  ZooConfig zoo;
+  FinetuneConfig finetune;
+  ExtractConfig extract;
+  std::vector<std::string> selectors;
   std::string resolved_yaml;  // every key with defaults filled in: stored in outputs
 };
 

@@ -32,5 +32,7 @@ int cmd_data_show(const Args&);
 int cmd_data_tasks(const Args&);
 int cmd_config_explain(const Args&);
 int cmd_config_check(const Args&);
+int cmd_zoo_train(const Args&);
+int cmd_run(const Args&);
 
 }  // namespace zoobench::cli

@@ -17,6 +17,8 @@ const std::vector<Command>& commands() {
       {"data pack", "pack raw sources (or your own images) into data/<domain>.h5", cmd_data_pack},
       {"data show", "list packed data sets: classes, images, resolution, source", cmd_data_show},
       {"data tasks", "sample a config's few-shot tasks and print their sizes", cmd_data_tasks},
+      {"zoo train", "train the config's zoo models that are missing; writes manifest.yaml", cmd_zoo_train},
+      {"run", "the whole pipeline: data, zoo, tasks, scores, fine-tuning, results.h5", cmd_run},
       {"config explain", "print every config key with its type, default and meaning", cmd_config_explain},
       {"config check", "validate a config file without running anything", cmd_config_check},
   };

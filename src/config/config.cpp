@@ -78,6 +78,7 @@ struct Resolver {
     bool present = n.IsDefined() && !n.IsNull();
     if (!present) {
       if (f.required) fail(parent, path, "missing required key");
+      if (f.kind == Kind::Map && f.optional) return YAML::Node(YAML::NodeType::Null);
       if (f.kind == Kind::Map) return resolve_map(f, YAML::Node(YAML::NodeType::Map), path, parent);
       if (f.default_yaml.empty()) return YAML::Node(YAML::NodeType::Null);
       return resolve(f, YAML::Load(f.default_yaml), path, parent);
@@ -89,6 +90,18 @@ struct Resolver {
         YAML::Node out(YAML::NodeType::Sequence);
         for (size_t i = 0; i < n.size(); ++i)
           out.push_back(resolve(f.fields.at(0), n[i], path + "[" + std::to_string(i) + "]", n.Mark()));
+        return out;
+      }
+      case Kind::FloatList: {
+        if (!n.IsSequence()) fail(n.Mark(), path, "expected a list of numbers, got " + show(n));
+        YAML::Node out(YAML::NodeType::Sequence);
+        for (size_t i = 0; i < n.size(); ++i) {
+          double v = 0;
+          if (!n[i].IsScalar() || !YAML::convert<double>::decode(n[i], v) || !std::isfinite(v) || v <= 0)
+            fail(n[i].Mark(), path + "[" + std::to_string(i) + "]", "expected a positive number, got " + show(n[i]));
+          out.push_back(v);
+        }
+        if (out.size() == 0) fail(n.Mark(), path, "must not be empty");
         return out;
       }
       case Kind::StringList: {
@@ -178,6 +191,55 @@ Config parse_config(const std::string& text, const std::string& source) {
     if (s.classes.size() == 1) r.fail(orig["classes"].Mark(), path + ".classes", "a task needs at least 2 classes");
     c.tasks.push_back(std::move(s));
   }
+  // ---- zoo ----
+  const YAML::Node& zoo = res["zoo"];
+  c.zoo.dir = zoo["dir"].as<std::string>();
+  c.zoo.manifest = zoo["manifest"] ? zoo["manifest"].as<std::string>() : "";
+  const YAML::Node& tr = zoo["train"];
+  c.zoo.train = {tr["epochs"].as<int>(), tr["batch_size"].as<int>(), tr["lr"].as<double>(),
+                 tr["weight_decay"].as<double>(), tr["max_images"].as<int>(), tr["seed"].as<uint64_t>()};
+  std::set<std::string> model_names;
+  auto add_model = [&](const YAML::Node& m, const YAML::Node& orig, const std::string& path, ModelSpec::Kind kind) {
+    ModelSpec spec;
+    spec.name = m["name"].as<std::string>();
+    spec.arch = m["arch"].as<std::string>();
+    spec.width = m["width"].as<int>();
+    spec.domains = strings(m["domains"]);
+    spec.classes = strings(m["classes"]);
+    spec.epochs = m["epochs"].as<int>();
+    spec.kind = kind;
+    if (spec.domains.empty()) r.fail(orig["domains"].Mark(), path + ".domains", "needs at least one domain");
+    if (kind == ModelSpec::Kind::Expert && spec.domains.size() != 1)
+      r.fail(orig["domains"].Mark(), path + ".domains", "an expert is trained on exactly one domain");
+    if (kind == ModelSpec::Kind::MultiDomain && spec.domains.size() < 2)
+      r.fail(orig["domains"].Mark(), path + ".domains", "a multi-domain expert needs at least 2 domains");
+    if (!spec.classes.empty() && spec.domains.size() != 1)
+      r.fail(orig["classes"].Mark(), path + ".classes", "a class subset needs exactly one domain");
+    if (spec.classes.size() == 1) r.fail(orig["classes"].Mark(), path + ".classes", "needs at least 2 classes");
+    if (spec.name.empty() || spec.name.find_first_of("/ ") != std::string::npos)
+      r.fail(orig["name"].Mark(), path + ".name", "must be a non-empty name without '/' or spaces");
+    if (!model_names.insert(spec.name).second)
+      r.fail(orig["name"].Mark(), path + ".name", "duplicate zoo model name '" + spec.name + "'");
+    c.zoo.models.push_back(std::move(spec));
+  };
+  for (size_t i = 0; i < zoo["experts"].size(); ++i)
+    add_model(zoo["experts"][i], doc["zoo"]["experts"][i], "zoo.experts[" + std::to_string(i) + "]", ModelSpec::Kind::Expert);
+  if (zoo["multi_domain"]) add_model(zoo["multi_domain"], doc["zoo"]["multi_domain"], "zoo.multi_domain", ModelSpec::Kind::MultiDomain);
+  if (zoo["generic"]) add_model(zoo["generic"], doc["zoo"]["generic"], "zoo.generic", ModelSpec::Kind::Generic);
+
+  const YAML::Node& ft = res["finetune"];
+  c.finetune.epochs = ft["epochs"].as<int>();
+  c.finetune.batch_size = ft["batch_size"].as<int>();
+  c.finetune.lrs = ft["lrs"].as<std::vector<double>>();
+  c.finetune.momentum = ft["momentum"].as<double>();
+  c.finetune.weight_decay = ft["weight_decay"].as<double>();
+  c.finetune.crop_padding = ft["crop_padding"].as<int>();
+  c.finetune.flip_domains = strings(ft["flip_domains"]);
+  const YAML::Node& ex = res["extract"];
+  c.extract = {ex["max_per_class"].as<int>(), ex["batch_size"].as<int>(), ex["lgc_projections"].as<int>(),
+               ex["sketch_dim"].as<int>(), ex["cache"].as<bool>()};
+  c.selectors = strings(res["selectors"]);
+
   YAML::Emitter out;
   out << res;
   c.resolved_yaml = std::string(out.c_str()) + "\n";
@@ -218,7 +280,7 @@ void explain(const Field& f, const std::string& path, std::ostringstream& out) {
   }
   std::string dflt = f.required ? "required" : (f.default_yaml.empty() ? "unset" : "default " + f.default_yaml);
   char line[512];
-  std::snprintf(line, sizeof line, "%-22s %-28s %-16s %s\n", path.c_str(), type.c_str(), dflt.c_str(), f.help.c_str());
+  std::snprintf(line, sizeof line, "%-26s %-28s %-16s %s\n", path.c_str(), type.c_str(), dflt.c_str(), f.help.c_str());
   out << line;
 }
 }  // namespace
@@ -227,7 +289,7 @@ std::string explain_config() {
   std::ostringstream out;
   out << "Experiment config keys (YAML). Unknown keys are errors.\n\n";
   char line[256];
-  std::snprintf(line, sizeof line, "%-22s %-28s %-16s %s\n", "key", "type", "default", "meaning");
+  std::snprintf(line, sizeof line, "%-26s %-28s %-16s %s\n", "key", "type", "default", "meaning");
   out << line;
   explain(config::root_schema(), "", out);
   return out.str();

@@ -12,6 +12,7 @@ const char* kind_name(Kind k) {
     case Kind::String: return "string";
     case Kind::Enum: return "one of";
     case Kind::StringList: return "list of strings";
+    case Kind::FloatList: return "list of numbers";
   }
   return "?";
 }
@@ -20,6 +21,30 @@ namespace {
 Field required(Field f) {
   f.required = true;
   return f;
+}
+Field choice(std::string key, std::string dflt, std::string help, std::vector<std::string> choices) {
+  Field f{std::move(key), Kind::Enum, std::move(dflt), std::move(help)};
+  f.choices = std::move(choices);
+  return f;
+}
+Field optional(Field f) {
+  f.optional = true;
+  return f;
+}
+
+// One network of the zoo: an expert (one domain, optionally a class subset),
+// the multi-domain expert or the generic model (several domains).
+Field model_spec(const std::string& key, const std::string& help) {
+  Field m{key, Kind::Map, "", help};
+  m.fields = {
+      required({"name", Kind::String, "", "zoo entry name (multi-domain views become <name>/<domain>)"}),
+      choice("arch", "resnet8", "architecture", {"resnet8", "resnet14", "resnet20", "cnn"}),
+      {"width", Kind::Int, "8", "channels of the first stage (stages: w, 2w, 4w)", 2, 256},
+      required({"domains", Kind::StringList, "", "source domain(s) it is trained on"}),
+      {"classes", Kind::StringList, "[]", "class names to keep (one domain only); empty = all"},
+      {"epochs", Kind::Int, "0", "training epochs; 0 = zoo.train.epochs", 0, 1000},
+  };
+  return m;
 }
 }  // namespace
 
@@ -43,6 +68,46 @@ const Field& root_schema() {
     };
     Field tasks{"tasks", Kind::ListOfMaps, "[]", "few-shot target tasks"};
     tasks.fields = {task};
+
+    Field train{"train", Kind::Map, "", "how zoobench trains its own zoo"};
+    train.fields = {
+        {"epochs", Kind::Int, "2", "epochs over each source's training images", 1, 1000},
+        {"batch_size", Kind::Int, "64", "", 2, 4096},
+        {"lr", Kind::Float, "0.05", "SGD learning rate (momentum 0.9, cosine decay)", 1e-6, 10},
+        {"weight_decay", Kind::Float, "0.0005", "", 0, 1},
+        {"max_images", Kind::Int, "8000", "training images per source domain (seeded subset); 0 = all", 0, 10000000},
+        {"seed", Kind::Int, "0", "", 0, 9.0e15},
+    };
+    Field experts{"experts", Kind::ListOfMaps, "[]", "single-domain experts"};
+    experts.fields = {model_spec("expert", "one expert")};
+    Field zoo{"zoo", Kind::Map, "", "the model zoo"};
+    zoo.fields = {
+        {"dir", Kind::String, "zoo", "where weights and manifest.yaml live"},
+        {"manifest", Kind::String, "", "use this existing manifest (e.g. TorchScript models) instead of training"},
+        train,
+        experts,
+        optional(model_spec("multi_domain", "multi-domain expert: shared weights, per-domain BatchNorm and heads")),
+        optional(model_spec("generic", "generic model trained on the union of its domains (the baseline to beat)")),
+    };
+    Field finetune{"finetune", Kind::Map, "", "ground truth: fine-tuning every (model, task) cell"};
+    finetune.fields = {
+        {"epochs", Kind::Int, "20", "epochs over the task's training images", 1, 10000},
+        {"batch_size", Kind::Int, "32", "", 1, 4096},
+        {"lrs", Kind::FloatList, "[0.01, 0.005, 0.001]", "learning-rate grid; the best on validation is the ground truth"},
+        {"momentum", Kind::Float, "0.9", "Nesterov momentum", 0, 0.999},
+        {"weight_decay", Kind::Float, "0.0001", "", 0, 1},
+        {"crop_padding", Kind::Int, "2", "random-crop augmentation: pad by this many pixels, crop back", 0, 16},
+        {"flip_domains", Kind::StringList, "[fashion-mnist, emoji-google, emoji-twitter, openmoji-line]",
+         "domains whose images may be flipped left-right (never digits or glyphs)"},
+    };
+    Field extract{"extract", Kind::Map, "", "features, source logits and gradient sketches per cell"};
+    extract.fields = {
+        {"max_per_class", Kind::Int, "25", "training images per class used by the scores (the paper's 25); 0 = all", 0, 1000000},
+        {"batch_size", Kind::Int, "256", "", 1, 65536},
+        {"lgc_projections", Kind::Int, "4", "m: Gaussian combinations of the logits for the NTK trace", 1, 64},
+        {"sketch_dim", Kind::Int, "4096", "K: size of the Kronecker-structured gradient sketch (a square)", 4, 1048576},
+        {"cache", Kind::Bool, "true", "store the arrays under /features/<model>/<task> in results.h5"},
+    };
     Field r{"", Kind::Map, "", "an experiment"};
     r.fields = {
         {"name", Kind::String, "default", "experiment name; results go to <results_dir>/<name>/"},
@@ -51,6 +116,10 @@ const Field& root_schema() {
         {"results_dir", Kind::String, "results", "root of all experiment outputs"},
         data,
         tasks,
+        zoo,
+        finetune,
+        extract,
+        {"selectors", Kind::StringList, "[lfc, leep, knn]", "scores to compute ('all' = every registered one)"},
     };
     return r;
   }();

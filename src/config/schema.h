@@ -6,7 +6,7 @@
 
 namespace zoobench::config {
 
-enum class Kind { Map, ListOfMaps, Int, Float, Bool, String, Enum, StringList };
+enum class Kind { Map, ListOfMaps, Int, Float, Bool, String, Enum, StringList, FloatList };
 
 struct Field {
   std::string key;
@@ -18,6 +18,7 @@ struct Field {
   std::vector<std::string> choices;  // Enum
   std::vector<Field> fields;         // Map members, or the element of ListOfMaps
   bool required = false;
+  bool optional = false;  // a Map that may be absent altogether (resolves to nothing)
 };
 
 const Field& root_schema();

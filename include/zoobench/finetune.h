@@ -1,0 +1,32 @@
+// Ground truth: fine-tune a model on a task for every learning rate of the
+// grid; the lr with the best validation accuracy gives the test accuracy.
+#pragma once
+#include <vector>
+
+#include "zoobench/config.h"
+#include "zoobench/dataset.h"
+#include "zoobench/model.h"
+#include "zoobench/task.h"
+
+namespace zoobench {
+
+struct FinetuneRun {
+  double lr = 0;
+  int epochs = 0;
+  double train_acc = 0, val_acc = 0, test_acc = 0;
+  double seconds = 0;
+};
+
+struct CellFinetune {
+  std::vector<FinetuneRun> runs;  // one per lr, in grid order
+  size_t chosen = 0;              // by validation accuracy (training accuracy when val is empty); ties: first
+  double oracle_test_acc = 0;     // the best test accuracy over the grid (the seed paper's choice)
+  const FinetuneRun& best() const { return runs[chosen]; }
+};
+
+// New linear head, every layer trained: SGD with Nesterov momentum, step
+// decay x0.1 at 50% and 83% of the epochs, random-crop augmentation (flips
+// only for the configured domains). Deterministic for a seed at one thread.
+CellFinetune finetune_cell(Model& model, const ImageSet& set, const Task& task, const FinetuneConfig& cfg, uint64_t seed);
+
+}  // namespace zoobench

@@ -1,0 +1,78 @@
+// The model zoo: a manifest of entries (zoobench's own networks or
+// TorchScript files exported from PyTorch) and Model, one entry ready for
+// feature extraction and fine-tuning. Inputs are float N x C x H x W in
+// [0, 1] with the entry's channels; models normalise internally.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace zoobench {
+
+struct ManifestEntry {
+  std::string name;
+  std::string format = "builtin";  // builtin | torchscript
+  std::string kind = "expert";     // expert | multi_domain | generic | external
+  std::string arch;                // builtin: resnet8 | resnet14 | resnet20 | cnn
+  int width = 0;
+  std::string weights;  // path relative to the manifest's folder
+  std::string sha256;   // of the weights file
+  int in_channels = 1;
+  int input_size = 32;
+  std::vector<double> mean, std;  // per input channel
+  std::vector<std::string> source_domains;
+  std::vector<std::string> source_classes;  // of this entry's head
+  int domain_index = 0;                     // multi-domain view: which BatchNorm set and head
+  std::vector<int64_t> head_classes;        // builtin: classes of every head (one per domain)
+  double source_test_acc = -1;              // on the source domain's test split
+  std::string train_config;                 // the training settings, as YAML (equal => no retraining)
+  std::string features_method = "features";  // torchscript: method returning N x D
+  std::string logits_method = "forward";      // torchscript: method returning N x source classes
+};
+
+struct Manifest {
+  std::filesystem::path dir;  // weights paths are relative to it
+  std::vector<ManifestEntry> entries;
+  static Manifest load(const std::filesystem::path& file);  // ConfigError naming file and entry
+  void save(const std::filesystem::path& file) const;       // atomic
+  const ManifestEntry* find(const std::string& name) const;
+};
+
+std::string sha256_file(const std::filesystem::path& path);
+
+// A trainable copy of a model with a fresh linear head, for fine-tuning.
+class FineTunable {
+ public:
+  virtual ~FineTunable() = default;
+  virtual at::Tensor forward(const at::Tensor& x) = 0;  // new-head logits
+  virtual std::vector<at::Tensor> parameters() = 0;
+  virtual void train(bool on) = 0;
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  const ManifestEntry& entry() const { return entry_; }
+  const std::string& name() const { return entry_.name; }
+  virtual at::Tensor features(const at::Tensor& x) = 0;  // N x D, eval mode, no graph
+  virtual at::Tensor logits(const at::Tensor& x) = 0;    // N x source classes
+  virtual int64_t feature_dim() = 0;
+  // Per-sample gradient sketches of m Gaussian combinations of the logits
+  // with respect to the last convolution's weights (SELECTORS.md, LGC):
+  // N x (m * K). Throws for models without a known last convolution.
+  virtual at::Tensor grad_sketch(const at::Tensor& x, int m, int sketch_dim, uint64_t seed) = 0;
+  virtual std::unique_ptr<FineTunable> finetune_copy(int64_t classes, uint64_t seed) = 0;
+
+ protected:
+  explicit Model(ManifestEntry e) : entry_(std::move(e)) {}
+  ManifestEntry entry_;
+};
+
+// Verifies the weights' checksum and the outputs' shapes on a probe batch;
+// DataError naming the entry otherwise.
+std::unique_ptr<Model> load_model(const Manifest& manifest, const ManifestEntry& entry);
+
+}  // namespace zoobench

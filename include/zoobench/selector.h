@@ -1,0 +1,51 @@
+// Model-selection scores. Each selector is one .cpp in src/selectors/ that
+// registers itself by name; selectors see arrays only (no models, files or
+// MPI), so they are pure functions any program can call. Higher = better
+// predicted transfer for every selector.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace zoobench {
+
+struct SelectorInputs {
+  at::Tensor features;      // N x D, float64
+  at::Tensor labels;        // N, int64 in [0, classes)
+  int64_t classes = 0;
+  at::Tensor source_probs;  // N x Cs, float64, the source head's softmax (when needed)
+  at::Tensor grad_sketch;   // N x K, float64 (when needed)
+};
+
+enum Need : unsigned { kNeedFeatures = 1, kNeedSourceProbs = 2, kNeedGradSketch = 4 };
+
+class Selector {
+ public:
+  virtual ~Selector() = default;
+  virtual std::string name() const = 0;
+  virtual std::string variant() const = 0;  // the pinned variant (SELECTORS.md), stored with every score
+  virtual unsigned needs() const = 0;       // Need bits
+  virtual double score(const SelectorInputs& in) const = 0;
+};
+
+// The registry: an unknown name throws listing every registered one.
+void register_selector(std::unique_ptr<Selector> s);
+const Selector& selector(const std::string& name);
+std::vector<const Selector*> all_selectors();  // sorted by name
+// Expands "all" and validates names (Error listing the known ones).
+std::vector<const Selector*> selectors_from(const std::vector<std::string>& names);
+
+// Checks shapes, label range and finiteness; Error naming `who` (model and task) otherwise.
+void validate_inputs(const SelectorInputs& in, unsigned needs, const std::string& who);
+
+#define ZOOBENCH_REGISTER_SELECTOR(Class)                                  \
+  namespace {                                                              \
+  const bool registered_##Class = [] {                                     \
+    ::zoobench::register_selector(std::make_unique<Class>());              \
+    return true;                                                           \
+  }();                                                                     \
+  }
+
+}  // namespace zoobench

@@ -1,0 +1,91 @@
+// `zoobench zoo train` and `zoobench run`.
+#include <torch/version.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "cli.h"
+#include "zoobench/comm.h"
+#include "zoobench/config.h"
+#include "zoobench/dataset.h"
+#include "zoobench/pack.h"
+#include "zoobench/progress.h"
+#include "zoobench/run.h"
+#include "zoobench/zoo.h"
+
+namespace zoobench::cli {
+
+namespace {
+po::options_description common(const char* title) {
+  po::options_description opts(title);
+  opts.add_options()("config", po::value<std::string>()->required(), "experiment config (YAML)")(
+      "data-dir", po::value<std::string>()->default_value(""), "packed data sets (default: $ZOOBENCH_DATA_DIR, config, ./data)")(
+      "threads", po::value<int>()->default_value(-1), "libtorch threads per rank (default: the config's threads)")(
+      "quiet,q", "no progress lines");
+  return opts;
+}
+}  // namespace
+
+int cmd_zoo_train(const Args& args) {
+  auto opts = common("zoobench zoo train");
+  opts.add_options()("force", "retrain every model, even up-to-date ones");
+  po::positional_options_description pos;
+  pos.add("config", 1);
+  auto vm = parse("zoobench zoo train <config> [--force] [--data-dir DIR] [--threads N] [--quiet]", opts, args, &pos);
+  if (!vm) return 0;
+  Config c = load_config((*vm)["config"].as<std::string>());
+  int t = (*vm)["threads"].as<int>();
+  set_threads(t >= 0 ? t : c.threads);
+  auto& world = comm::World::get();
+  std::filesystem::path data_dir = resolve_data_dir((*vm)["data-dir"].as<std::string>(), c.data_dir);
+  // Pack the sources the zoo reads, if missing (ranks split the sources).
+  std::vector<std::string> domains, builtin = builtin_domains();
+  for (const auto& m : c.zoo.models)
+    for (const auto& d : m.domains)
+      if (std::find(builtin.begin(), builtin.end(), d) != builtin.end()) domains.push_back(d);
+  PackOptions popt;
+  popt.raw_dir = default_raw_dir();
+  pack_domains(expand_domains(domains), data_dir, popt, false, 1, world.rank(), world.size());
+  world.barrier();
+  auto results = train_zoo(c, data_dir, world.rank(), world.size(), [&] { world.barrier(); }, vm->count("force") > 0,
+                           vm->count("quiet") > 0);
+  // Every rank reports its own models; rank 0 wrote the manifest.
+  std::string report;
+  for (const auto& r : results)
+    for (const auto& [name, acc] : r.accuracies) {
+      char line[256];
+      std::snprintf(line, sizeof line, "%-28s source test accuracy %5.1f%%  %s\n", name.c_str(), 100 * acc,
+                    r.trained ? ("trained in " + format_seconds(r.seconds)).c_str() : "up to date, kept");
+      report += line;
+    }
+  auto all = world.allgather(report);
+  if (world.is_root()) {
+    for (const auto& r : all) std::cout << r;
+    std::cout << "manifest: " << manifest_path(c).string() << "\n";
+  }
+  return 0;
+}
+
+int cmd_run(const Args& args) {
+  auto opts = common("zoobench run");
+  po::positional_options_description pos;
+  pos.add("config", 1);
+  auto vm = parse("zoobench run <config> [--data-dir DIR] [--threads N] [--quiet]", opts, args, &pos);
+  if (!vm) return 0;
+  Config c = load_config((*vm)["config"].as<std::string>());
+  int t = (*vm)["threads"].as<int>();
+  auto& world = comm::World::get();
+  RunOptions opt;
+  opt.threads = set_threads(t >= 0 ? t : c.threads);
+  opt.data_dir = resolve_data_dir((*vm)["data-dir"].as<std::string>(), c.data_dir);
+  opt.quiet = vm->count("quiet") > 0;
+  opt.rank = world.rank();
+  opt.world = world.size();
+  opt.barrier = [&] { world.barrier(); };
+  opt.context_versions = std::string("libtorch=") + TORCH_VERSION + ";mpi=" + comm::mpi_library_version() +
+                         ";nccl=" + comm::nccl_version();
+  run_experiment(c, opt);
+  return 0;
+}
+
+}  // namespace zoobench::cli

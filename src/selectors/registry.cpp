@@ -1,0 +1,70 @@
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+
+#include "zoobench/error.h"
+#include "zoobench/selector.h"
+
+namespace zoobench {
+namespace {
+std::map<std::string, std::unique_ptr<Selector>>& table() {
+  static std::map<std::string, std::unique_ptr<Selector>> t;
+  return t;
+}
+std::string known() {
+  std::string s;
+  for (const auto& [k, v] : table()) s += (s.empty() ? "" : ", ") + k;
+  return s;
+}
+}  // namespace
+
+void register_selector(std::unique_ptr<Selector> s) {
+  std::string n = s->name();
+  table()[n] = std::move(s);
+}
+
+const Selector& selector(const std::string& name) {
+  auto it = table().find(name);
+  if (it == table().end()) throw ConfigError("unknown selector '" + name + "' (known: " + known() + ")");
+  return *it->second;
+}
+
+std::vector<const Selector*> all_selectors() {
+  std::vector<const Selector*> v;
+  for (const auto& [k, s] : table()) v.push_back(s.get());
+  return v;
+}
+
+std::vector<const Selector*> selectors_from(const std::vector<std::string>& names) {
+  std::vector<const Selector*> out;
+  for (const auto& n : names) {
+    if (n == "all") return all_selectors();
+    const Selector* s = &selector(n);
+    if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
+  }
+  return out;
+}
+
+void validate_inputs(const SelectorInputs& in, unsigned needs, const std::string& who) {
+  auto fail = [&](const std::string& m) { throw DataError(who + ": " + m); };
+  if (!in.labels.defined() || in.labels.dim() != 1) fail("labels must be a vector");
+  const int64_t n = in.labels.size(0);
+  if (n == 0) fail("no samples (N = 0)");
+  if (in.classes < 2) fail("needs at least 2 classes");
+  if (in.labels.min().item<int64_t>() < 0 || in.labels.max().item<int64_t>() >= in.classes)
+    fail("labels out of range [0, " + std::to_string(in.classes) + ")");
+  auto check = [&](const at::Tensor& t, const char* what) {
+    if (!t.defined()) fail(std::string(what) + " are missing (the model provides none)");
+    if (t.dim() != 2) fail(std::string(what) + " must be a matrix");
+    if (t.size(0) != n)
+      fail(std::string(what) + " have " + std::to_string(t.size(0)) + " rows, labels " + std::to_string(n));
+    if (!at::isfinite(t).all().item<bool>()) fail(std::string(what) + " contain NaN or Inf");
+  };
+  if (needs & kNeedFeatures) check(in.features, "features");
+  if (needs & kNeedSourceProbs) check(in.source_probs, "source probabilities");
+  if (needs & kNeedGradSketch) check(in.grad_sketch, "gradient sketches");
+}
+
+}  // namespace zoobench

@@ -1,0 +1,150 @@
+#include <openssl/evp.h>
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <set>
+
+#include "zoobench/error.h"
+#include "zoobench/io.h"
+#include "zoobench/model.h"
+
+namespace zoobench {
+namespace fs = std::filesystem;
+
+std::string sha256_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError("cannot open '" + path.string() + "'");
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  std::vector<char> buf(1 << 16);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(in.gcount()));
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  EVP_DigestFinal_ex(ctx, md, &len);
+  EVP_MD_CTX_free(ctx);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) out += hex[md[i] >> 4], out += hex[md[i] & 15];
+  return out;
+}
+
+namespace {
+
+template <class T>
+T get(const YAML::Node& n, const char* key, const std::string& who, bool required, T fallback = T()) {
+  if (!n[key]) {
+    if (required) throw ConfigError(who + ": missing key '" + key + "'");
+    return fallback;
+  }
+  try {
+    return n[key].as<T>();
+  } catch (const YAML::Exception&) {
+    throw ConfigError(who + ": key '" + std::string(key) + "' has the wrong type");
+  }
+}
+
+}  // namespace
+
+Manifest Manifest::load(const fs::path& file) {
+  Manifest m;
+  m.dir = file.parent_path();
+  YAML::Node doc;
+  try {
+    doc = YAML::LoadFile(file.string());
+  } catch (const YAML::BadFile&) {
+    throw ConfigError("zoo manifest '" + file.string() + "' does not exist (run `zoobench zoo train`)");
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(file.string() + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
+  }
+  if (!doc["models"] || !doc["models"].IsSequence())
+    throw ConfigError("zoo manifest '" + file.string() + "' has no 'models' list");
+  std::set<std::string> names;
+  static const std::set<std::string> known = {"name", "format", "kind", "arch", "width", "weights", "sha256",
+                                              "in_channels", "input_size", "mean", "std", "source_domains",
+                                              "source_classes", "domain_index", "head_classes", "source_test_acc",
+                                              "train_config", "features_method", "logits_method"};
+  for (size_t i = 0; i < doc["models"].size(); ++i) {
+    const YAML::Node& n = doc["models"][i];
+    std::string who = file.string() + ":" + std::to_string(n.Mark().line + 1) + ": models[" + std::to_string(i) + "]";
+    if (!n.IsMap()) throw ConfigError(who + ": expected a map");
+    for (const auto& kv : n)
+      if (!known.count(kv.first.as<std::string>()))
+        throw ConfigError(who + ": unknown key '" + kv.first.as<std::string>() + "'");
+    ManifestEntry e;
+    e.name = get<std::string>(n, "name", who, true);
+    who += " ('" + e.name + "')";
+    e.format = get<std::string>(n, "format", who, false, "builtin");
+    e.kind = get<std::string>(n, "kind", who, false, e.format == "builtin" ? "expert" : "external");
+    e.arch = get<std::string>(n, "arch", who, e.format == "builtin");
+    e.width = get<int>(n, "width", who, e.format == "builtin");
+    e.weights = get<std::string>(n, "weights", who, true);
+    e.sha256 = get<std::string>(n, "sha256", who, false);
+    e.in_channels = get<int>(n, "in_channels", who, true);
+    e.input_size = get<int>(n, "input_size", who, false, 32);
+    e.mean = get<std::vector<double>>(n, "mean", who, false);
+    e.std = get<std::vector<double>>(n, "std", who, false);
+    e.source_domains = get<std::vector<std::string>>(n, "source_domains", who, false);
+    e.source_classes = get<std::vector<std::string>>(n, "source_classes", who, false);
+    e.domain_index = get<int>(n, "domain_index", who, false, 0);
+    e.head_classes = get<std::vector<int64_t>>(n, "head_classes", who, e.format == "builtin");
+    e.source_test_acc = get<double>(n, "source_test_acc", who, false, -1.0);
+    e.train_config = get<std::string>(n, "train_config", who, false);
+    e.features_method = get<std::string>(n, "features_method", who, false, "features");
+    e.logits_method = get<std::string>(n, "logits_method", who, false, "forward");
+    if (e.in_channels != 1 && e.in_channels != 3) throw ConfigError(who + ": in_channels must be 1 or 3");
+    for (double s : e.std)
+      if (!(s > 0)) throw ConfigError(who + ": std values must be positive");
+    if (!names.insert(e.name).second) throw ConfigError(who + ": duplicate model name");
+    m.entries.push_back(std::move(e));
+  }
+  return m;
+}
+
+void Manifest::save(const fs::path& file) const {
+  YAML::Emitter out;
+  out << YAML::BeginMap << YAML::Key << "zoobench_manifest" << YAML::Value << 1;
+  out << YAML::Key << "models" << YAML::Value << YAML::BeginSeq;
+  for (const auto& e : entries) {
+    out << YAML::BeginMap;
+    out << YAML::Key << "name" << YAML::Value << e.name;
+    out << YAML::Key << "format" << YAML::Value << e.format;
+    out << YAML::Key << "kind" << YAML::Value << e.kind;
+    if (!e.arch.empty()) out << YAML::Key << "arch" << YAML::Value << e.arch << YAML::Key << "width" << YAML::Value << e.width;
+    out << YAML::Key << "weights" << YAML::Value << e.weights;
+    out << YAML::Key << "sha256" << YAML::Value << e.sha256;
+    out << YAML::Key << "in_channels" << YAML::Value << e.in_channels;
+    out << YAML::Key << "input_size" << YAML::Value << e.input_size;
+    out << YAML::Key << "mean" << YAML::Value << YAML::Flow << e.mean;
+    out << YAML::Key << "std" << YAML::Value << YAML::Flow << e.std;
+    out << YAML::Key << "source_domains" << YAML::Value << YAML::Flow << e.source_domains;
+    out << YAML::Key << "source_classes" << YAML::Value << YAML::Flow << e.source_classes;
+    out << YAML::Key << "domain_index" << YAML::Value << e.domain_index;
+    out << YAML::Key << "head_classes" << YAML::Value << YAML::Flow << e.head_classes;
+    out << YAML::Key << "source_test_acc" << YAML::Value << e.source_test_acc;
+    if (!e.train_config.empty()) out << YAML::Key << "train_config" << YAML::Value << YAML::Literal << e.train_config;
+    if (e.format == "torchscript")
+      out << YAML::Key << "features_method" << YAML::Value << e.features_method << YAML::Key << "logits_method"
+          << YAML::Value << e.logits_method;
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq << YAML::EndMap;
+  AtomicPath p(file);
+  {
+    std::ofstream f(p.tmp());
+    f << "# zoobench model zoo: written by `zoobench zoo train`; weights paths are relative to this file\n"
+      << out.c_str() << "\n";
+    if (!f) throw IoError("cannot write '" + p.tmp().string() + "'");
+  }
+  p.commit();
+}
+
+const ManifestEntry* Manifest::find(const std::string& name) const {
+  for (const auto& e : entries)
+    if (e.name == name) return &e;
+  return nullptr;
+}
+
+}  // namespace zoobench

@@ -1,0 +1,234 @@
+// Model implementations: zoobench's own networks and TorchScript files.
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "nets.h"
+#include "zoobench/error.h"
+#include "zoobench/model.h"
+
+namespace zoobench {
+namespace fs = std::filesystem;
+using zoo::Net;
+
+namespace {
+
+at::Tensor channel_tensor(const std::vector<double>& v, int channels, double fill) {
+  std::vector<float> f(static_cast<size_t>(channels), static_cast<float>(fill));
+  for (size_t c = 0; c < f.size() && c < v.size(); ++c) f[c] = static_cast<float>(v[c]);
+  return torch::tensor(f).view({1, channels, 1, 1});
+}
+
+class Normaliser {
+ public:
+  explicit Normaliser(const ManifestEntry& e)
+      : mean_(channel_tensor(e.mean, e.in_channels, 0.0)), std_(channel_tensor(e.std, e.in_channels, 1.0)) {}
+  at::Tensor operator()(const at::Tensor& x) const { return (x - mean_) / std_; }
+
+ private:
+  at::Tensor mean_, std_;
+};
+
+// Seeded Gaussian matrices for the sketch: independent of the global RNG.
+at::Tensor gaussian(std::vector<int64_t> shape, uint64_t seed) {
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  return at::randn(shape, gen, at::TensorOptions().dtype(at::kFloat));
+}
+
+class BuiltinTunable : public FineTunable {
+ public:
+  BuiltinTunable(Net net, Normaliser norm, int64_t classes) : net_(std::move(net)), norm_(std::move(norm)) {
+    head_ = torch::nn::Linear(net_->feature_dim, classes);
+  }
+  at::Tensor forward(const at::Tensor& x) override { return head_->forward(net_->features(norm_(x))); }
+  std::vector<at::Tensor> parameters() override {
+    std::vector<at::Tensor> p;
+    // The source heads get no gradient; leave them out so weight decay does not touch them.
+    for (const auto& kv : net_->named_parameters())
+      if (kv.key().rfind("head", 0) != 0) p.push_back(kv.value());
+    for (const auto& t : head_->parameters()) p.push_back(t);
+    return p;
+  }
+  void train(bool on) override {
+    net_->train(on);
+    head_->train(on);
+  }
+
+ private:
+  Net net_;
+  Normaliser norm_;
+  torch::nn::Linear head_{nullptr};
+};
+
+class BuiltinModel : public Model {
+ public:
+  BuiltinModel(ManifestEntry e, Net net) : Model(std::move(e)), net_(std::move(net)), norm_(entry_) {
+    net_->set_domain(entry_.domain_index);
+    net_->eval();
+  }
+  at::Tensor features(const at::Tensor& x) override {
+    torch::NoGradGuard g;
+    return net_->features(norm_(x));
+  }
+  at::Tensor logits(const at::Tensor& x) override {
+    torch::NoGradGuard g;
+    return net_->forward(norm_(x));
+  }
+  int64_t feature_dim() override { return net_->feature_dim; }
+
+  at::Tensor grad_sketch(const at::Tensor& x, int m, int sketch_dim, uint64_t seed) override {
+    auto conv = net_->last_conv();
+    const int64_t cout = conv->options.out_channels(), cin = conv->options.in_channels();
+    const auto k = conv->options.kernel_size(), stride = conv->options.stride(), pad = c10::get<torch::ExpandingArray<2>>(conv->options.padding());
+    int64_t k1 = static_cast<int64_t>(std::floor(std::sqrt(static_cast<double>(sketch_dim))));
+    int64_t k2 = sketch_dim / k1;
+    // Kronecker-structured projection: the weight gradient of sample i is
+    // sum_p delta_p (x) patch_p, so (A (x) B) vec(G_i) = sum_p (A delta_p)(B patch_p)^T
+    // is computed without ever forming G_i. E[A^T A] = I, E[B^T B] = I.
+    at::Tensor A = gaussian({k1, cout}, seed * 2 + 1) / std::sqrt(static_cast<double>(k1));
+    at::Tensor B = gaussian({k2, cin * (*k)[0] * (*k)[1]}, seed * 2 + 2) / std::sqrt(static_cast<double>(k2));
+    at::Tensor V = gaussian({m, static_cast<int64_t>(entry_.head_classes.at(entry_.domain_index))}, seed * 2 + 3);
+    torch::Tensor last_in, last_out;
+    torch::Tensor feats = net_->features(norm_(x), &last_in, &last_out);
+    torch::Tensor z = net_->heads[net_->active]->forward(feats);
+    namespace F = torch::nn::functional;
+    torch::Tensor patches = F::unfold(last_in.detach(), F::UnfoldFuncOptions({(*k)[0], (*k)[1]})
+                                                             .padding({(*pad)[0], (*pad)[1]})
+                                                             .stride({(*stride)[0], (*stride)[1]}));
+    torch::Tensor bp = torch::matmul(B, patches);  // N x k2 x L
+    std::vector<torch::Tensor> parts;
+    for (int j = 0; j < m; ++j) {
+      // Eval-mode BatchNorm keeps samples independent, so the gradient of the
+      // batch sum is every sample's own gradient.
+      torch::Tensor s = (z * V[j]).sum();
+      torch::Tensor delta = torch::autograd::grad({s}, {last_out}, {}, /*retain_graph=*/true)[0];
+      torch::Tensor ad = torch::matmul(A, delta.flatten(2));             // N x k1 x L
+      parts.push_back(torch::bmm(ad, bp.transpose(1, 2)).flatten(1));    // N x k1*k2
+    }
+    return torch::cat(parts, 1).detach();
+  }
+
+  std::unique_ptr<FineTunable> finetune_copy(int64_t classes, uint64_t seed) override {
+    torch::manual_seed(seed);
+    return std::make_unique<BuiltinTunable>(zoo::clone_net(net_), norm_, classes);
+  }
+  Net& net() { return net_; }
+
+ private:
+  Net net_;
+  Normaliser norm_;
+};
+
+class ScriptTunable : public FineTunable {
+ public:
+  ScriptTunable(torch::jit::Module m, std::string method, Normaliser norm, int64_t dim, int64_t classes)
+      : m_(std::move(m)), method_(std::move(method)), norm_(std::move(norm)), head_(torch::nn::Linear(dim, classes)) {}
+  at::Tensor forward(const at::Tensor& x) override {
+    return head_->forward(m_.get_method(method_)({norm_(x)}).toTensor());
+  }
+  std::vector<at::Tensor> parameters() override {
+    std::vector<at::Tensor> p;
+    for (const auto& t : m_.parameters()) {
+      t.set_requires_grad(true);
+      p.push_back(t);
+    }
+    for (const auto& t : head_->parameters()) p.push_back(t);
+    return p;
+  }
+  void train(bool on) override {
+    m_.train(on);
+    head_->train(on);
+  }
+
+ private:
+  torch::jit::Module m_;
+  std::string method_;
+  Normaliser norm_;
+  torch::nn::Linear head_;
+};
+
+class ScriptModel : public Model {
+ public:
+  ScriptModel(ManifestEntry e, torch::jit::Module m) : Model(std::move(e)), m_(std::move(m)), norm_(entry_) { m_.eval(); }
+  at::Tensor features(const at::Tensor& x) override { return call(entry_.features_method, x); }
+  at::Tensor logits(const at::Tensor& x) override { return call(entry_.logits_method, x); }
+  int64_t feature_dim() override {
+    if (dim_ == 0) dim_ = features(torch::zeros({2, entry_.in_channels, entry_.input_size, entry_.input_size})).size(1);
+    return dim_;
+  }
+  at::Tensor grad_sketch(const at::Tensor&, int, int, uint64_t) override {
+    throw Error("zoo entry '" + name() + "': gradient sketches need a zoobench architecture, not TorchScript");
+  }
+  std::unique_ptr<FineTunable> finetune_copy(int64_t classes, uint64_t seed) override {
+    int64_t dim = feature_dim();
+    torch::manual_seed(seed);
+    return std::make_unique<ScriptTunable>(m_.clone(), entry_.features_method, norm_, dim, classes);
+  }
+
+ private:
+  at::Tensor call(const std::string& method, const at::Tensor& x) {
+    torch::NoGradGuard g;
+    auto fn = m_.find_method(method);
+    if (!fn) throw DataError("zoo entry '" + name() + "': the TorchScript module has no method '" + method + "'");
+    return (*fn)({norm_(x)}).toTensor();
+  }
+  torch::jit::Module m_;
+  Normaliser norm_;
+  int64_t dim_ = 0;
+};
+
+std::string shape_text(const at::Tensor& t) {
+  std::string s = "[";
+  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? " x " : "") + std::to_string(t.size(i));
+  return s + "]";
+}
+
+}  // namespace
+
+std::unique_ptr<Model> load_model(const Manifest& manifest, const ManifestEntry& e) {
+  const std::string who = "zoo entry '" + e.name + "'";
+  fs::path file = manifest.dir / e.weights;
+  if (!fs::exists(file)) throw DataError(who + ": weights file '" + file.string() + "' is missing");
+  if (!e.sha256.empty() && sha256_file(file) != e.sha256)
+    throw DataError(who + ": SHA-256 of '" + file.string() + "' differs from the manifest (file changed or corrupt)");
+  std::unique_ptr<Model> model;
+  if (e.format == "builtin") {
+    if (e.head_classes.empty()) throw DataError(who + ": builtin entry lists no head_classes");
+    Net net(zoo::NetSpec{e.arch, e.width, e.in_channels, e.head_classes});
+    try {
+      torch::load(net, file.string());
+    } catch (const c10::Error& err) {
+      throw DataError(who + ": cannot load '" + file.string() + "': " + std::string(err.what_without_backtrace()));
+    }
+    model = std::make_unique<BuiltinModel>(e, std::move(net));
+  } else if (e.format == "torchscript") {
+    torch::jit::Module m;
+    try {
+      m = torch::jit::load(file.string());
+    } catch (const c10::Error& err) {
+      throw DataError(who + ": cannot load TorchScript '" + file.string() + "': " + err.what_without_backtrace());
+    }
+    model = std::make_unique<ScriptModel>(e, std::move(m));
+  } else {
+    throw DataError(who + ": unknown format '" + e.format + "' (known: builtin, torchscript)");
+  }
+  // Probe the shapes once so a wrong export fails here, not mid-run.
+  at::Tensor probe = torch::rand({2, e.in_channels, e.input_size, e.input_size});
+  at::Tensor f, z;
+  try {
+    f = model->features(probe);
+    z = model->logits(probe);
+  } catch (const c10::Error& err) {
+    throw DataError(who + ": running the model failed: " + err.what_without_backtrace());
+  }
+  if (f.dim() != 2 || f.size(0) != 2)
+    throw DataError(who + ": features returned " + shape_text(f) + " for 2 inputs, expected 2 x D");
+  int64_t cs = static_cast<int64_t>(e.source_classes.size());
+  if (z.dim() != 2 || z.size(0) != 2 || (cs > 0 && z.size(1) != cs))
+    throw DataError(who + ": logits returned " + shape_text(z) + " for 2 inputs, expected 2 x " +
+                    (cs > 0 ? std::to_string(cs) : "C") + " (source classes)");
+  return model;
+}
+
+}  // namespace zoobench

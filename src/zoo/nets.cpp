@@ -1,0 +1,114 @@
+#include "nets.h"
+
+#include <sstream>
+
+#include "zoobench/error.h"
+
+namespace zoobench::zoo {
+namespace nn = torch::nn;
+
+DomainBNImpl::DomainBNImpl(int64_t channels, int64_t domains) {
+  for (int64_t d = 0; d < domains; ++d) bns.push_back(register_module("bn" + std::to_string(d), nn::BatchNorm2d(channels)));
+}
+
+torch::Tensor DomainBNImpl::forward(const torch::Tensor& x) { return bns[active]->forward(x); }
+
+namespace {
+nn::Conv2d conv3(int64_t in, int64_t out, int64_t stride) {
+  return nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false));
+}
+}  // namespace
+
+BasicBlockImpl::BasicBlockImpl(int64_t in, int64_t out, int64_t stride, int64_t domains) {
+  conv1 = register_module("conv1", conv3(in, out, stride));
+  bn1 = register_module("bn1", DomainBN(out, domains));
+  conv2 = register_module("conv2", conv3(out, out, 1));
+  bn2 = register_module("bn2", DomainBN(out, domains));
+  if (stride != 1 || in != out) {
+    down = register_module("down", nn::Conv2d(nn::Conv2dOptions(in, out, 1).stride(stride).bias(false)));
+    down_bn = register_module("down_bn", DomainBN(out, domains));
+  }
+}
+
+torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x, torch::Tensor* conv2_in, torch::Tensor* conv2_out) {
+  torch::Tensor h = torch::relu(bn1(conv1(x)));
+  torch::Tensor c = conv2(h);
+  if (conv2_in) *conv2_in = h;
+  if (conv2_out) *conv2_out = c;
+  torch::Tensor skip = down ? down_bn(down(x)) : x;
+  return torch::relu(bn2(c) + skip);
+}
+
+NetImpl::NetImpl(NetSpec s) : spec(std::move(s)) {
+  const int64_t domains = static_cast<int64_t>(spec.head_classes.size());
+  if (domains < 1) throw Error("a network needs at least one head");
+  const int64_t w = spec.width;
+  if (spec.arch == "cnn") {
+    int64_t in = spec.in_channels;
+    for (int64_t k = 0; k < 3; ++k) {
+      int64_t out = w << k;
+      convs.push_back(register_module("conv" + std::to_string(k), conv3(in, out, 1)));
+      conv_bns.push_back(register_module("bn" + std::to_string(k), DomainBN(out, domains)));
+      in = out;
+    }
+    feature_dim = 4 * w;
+  } else {
+    int64_t n = spec.arch == "resnet8" ? 1 : spec.arch == "resnet14" ? 2 : spec.arch == "resnet20" ? 3 : 0;
+    if (n == 0) throw Error("unknown architecture '" + spec.arch + "' (known: resnet8, resnet14, resnet20, cnn)");
+    stem = register_module("stem", conv3(spec.in_channels, w, 1));
+    stem_bn = register_module("stem_bn", DomainBN(w, domains));
+    int64_t in = w;
+    for (int64_t stage = 0; stage < 3; ++stage)
+      for (int64_t b = 0; b < n; ++b) {
+        int64_t out = w << stage;
+        int64_t stride = (stage > 0 && b == 0) ? 2 : 1;
+        blocks.push_back(register_module("block" + std::to_string(stage) + "_" + std::to_string(b),
+                                         BasicBlock(in, out, stride, domains)));
+        in = out;
+      }
+    feature_dim = 4 * w;
+  }
+  for (int64_t d = 0; d < domains; ++d)
+    heads.push_back(register_module("head" + std::to_string(d), nn::Linear(feature_dim, spec.head_classes[d])));
+}
+
+void NetImpl::set_domain(int64_t d) {
+  if (d < 0 || d >= static_cast<int64_t>(heads.size())) throw Error("domain index out of range");
+  active = d;
+  for (auto& m : modules(/*include_self=*/false))
+    if (auto* bn = m->as<DomainBNImpl>()) bn->active = d;
+}
+
+torch::Tensor NetImpl::features(const torch::Tensor& x, torch::Tensor* last_in, torch::Tensor* last_out) {
+  torch::Tensor h;
+  if (spec.arch == "cnn") {
+    h = x;
+    for (size_t k = 0; k < convs.size(); ++k) {
+      torch::Tensor c = convs[k](h);
+      if (k + 1 == convs.size()) {
+        if (last_in) *last_in = h;
+        if (last_out) *last_out = c;
+      }
+      h = torch::relu(conv_bns[k](c));
+      if (k + 1 < convs.size()) h = torch::max_pool2d(h, 2);
+    }
+  } else {
+    h = torch::relu(stem_bn(stem(x)));
+    for (size_t b = 0; b < blocks.size(); ++b)
+      h = b + 1 == blocks.size() ? blocks[b]->forward(h, last_in, last_out) : blocks[b]->forward(h);
+  }
+  return torch::adaptive_avg_pool2d(h, {1, 1}).flatten(1);
+}
+
+torch::nn::Conv2d NetImpl::last_conv() { return spec.arch == "cnn" ? convs.back() : blocks.back()->conv2; }
+
+Net clone_net(Net& net) {
+  Net copy(net->spec);
+  std::stringstream buf;
+  torch::save(net, buf);
+  torch::load(copy, buf);
+  copy->set_domain(net->active);
+  return copy;
+}
+
+}  // namespace zoobench::zoo

@@ -1,0 +1,59 @@
+// zoobench's own architectures for 32x32 inputs. Every BatchNorm is a
+// DomainBN: one set of statistics, scale and bias per source domain, so the
+// same class serves single-domain experts (one domain) and the Multi-BN
+// multi-domain expert (shared convolutions, per-domain BatchNorm and heads).
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+namespace zoobench::zoo {
+
+struct DomainBNImpl : torch::nn::Module {
+  DomainBNImpl(int64_t channels, int64_t domains);
+  torch::Tensor forward(const torch::Tensor& x);
+  std::vector<torch::nn::BatchNorm2d> bns;
+  int64_t active = 0;
+};
+TORCH_MODULE(DomainBN);
+
+struct BasicBlockImpl : torch::nn::Module {
+  BasicBlockImpl(int64_t in, int64_t out, int64_t stride, int64_t domains);
+  torch::Tensor forward(const torch::Tensor& x, torch::Tensor* conv2_in = nullptr, torch::Tensor* conv2_out = nullptr);
+  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, down{nullptr};
+  DomainBN bn1{nullptr}, bn2{nullptr}, down_bn{nullptr};
+};
+TORCH_MODULE(BasicBlock);
+
+struct NetSpec {
+  std::string arch;  // resnet8 | resnet14 | resnet20 | cnn
+  int64_t width = 8;
+  int64_t in_channels = 1;
+  std::vector<int64_t> head_classes;  // one head per domain
+};
+
+struct NetImpl : torch::nn::Module {
+  explicit NetImpl(NetSpec spec);
+  // Features of the active domain; with trace, also the last convolution's
+  // input and output (for per-sample weight gradients).
+  torch::Tensor features(const torch::Tensor& x, torch::Tensor* last_in = nullptr, torch::Tensor* last_out = nullptr);
+  torch::Tensor forward(const torch::Tensor& x) { return heads[active]->forward(features(x)); }
+  void set_domain(int64_t d);
+  torch::nn::Conv2d last_conv();  // the layer LGC differentiates
+  NetSpec spec;
+  int64_t feature_dim = 0;
+  int64_t active = 0;
+  torch::nn::Conv2d stem{nullptr};
+  DomainBN stem_bn{nullptr};
+  std::vector<BasicBlock> blocks;                       // resnets
+  std::vector<torch::nn::Conv2d> convs;                 // cnn
+  std::vector<DomainBN> conv_bns;                       // cnn
+  std::vector<torch::nn::Linear> heads;
+};
+TORCH_MODULE(Net);
+
+// Copies every parameter and buffer (a deep clone through serialisation).
+Net clone_net(Net& net);
+
+}  // namespace zoobench::zoo
