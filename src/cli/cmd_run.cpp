@@ -21,8 +21,16 @@ po::options_description common(const char* title) {
   opts.add_options()("config", po::value<std::string>()->required(), "experiment config (YAML)")(
       "data-dir", po::value<std::string>()->default_value(""), "packed data sets (default: $ZOOBENCH_DATA_DIR, config, ./data)")(
       "threads", po::value<int>()->default_value(-1), "libtorch threads per rank (default: the config's threads)")(
-      "quiet,q", "no progress lines");
+      "zoo-dir", po::value<std::string>(), "override zoo.dir")(
+      "results-dir", po::value<std::string>(), "override results_dir")("quiet,q", "no progress lines");
   return opts;
+}
+
+Config load_with_overrides(const po::variables_map& vm) {
+  Config c = load_config(vm["config"].as<std::string>());
+  if (vm.count("zoo-dir")) c.zoo.dir = vm["zoo-dir"].as<std::string>();
+  if (vm.count("results-dir")) c.results_dir = vm["results-dir"].as<std::string>();
+  return c;
 }
 }  // namespace
 
@@ -33,7 +41,7 @@ int cmd_zoo_train(const Args& args) {
   pos.add("config", 1);
   auto vm = parse("zoobench zoo train <config> [--force] [--data-dir DIR] [--threads N] [--quiet]", opts, args, &pos);
   if (!vm) return 0;
-  Config c = load_config((*vm)["config"].as<std::string>());
+  Config c = load_with_overrides(*vm);
   int t = (*vm)["threads"].as<int>();
   set_threads(t >= 0 ? t : c.threads);
   auto& world = comm::World::get();
@@ -72,7 +80,7 @@ int cmd_run(const Args& args) {
   pos.add("config", 1);
   auto vm = parse("zoobench run <config> [--data-dir DIR] [--threads N] [--quiet]", opts, args, &pos);
   if (!vm) return 0;
-  Config c = load_config((*vm)["config"].as<std::string>());
+  Config c = load_with_overrides(*vm);
   int t = (*vm)["threads"].as<int>();
   auto& world = comm::World::get();
   RunOptions opt;

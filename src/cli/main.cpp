@@ -90,7 +90,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "zoobench: error: %s\n", e.what());
     code = e.exit_code();
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "zoobench: error: %s\n", e.what());
+    // Library errors (libtorch's c10::Error) append a backtrace: keep the first line.
+    std::string what = e.what();
+    std::fprintf(stderr, "zoobench: error: %s\n", what.substr(0, what.find('\n')).c_str());
     code = 1;
   }
   std::fflush(stdout);

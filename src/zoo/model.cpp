@@ -150,7 +150,10 @@ class ScriptTunable : public FineTunable {
 
 class ScriptModel : public Model {
  public:
-  ScriptModel(ManifestEntry e, torch::jit::Module m) : Model(std::move(e)), m_(std::move(m)), norm_(entry_) { m_.eval(); }
+  ScriptModel(ManifestEntry e, torch::jit::Module m, std::string file)
+      : Model(std::move(e)), m_(std::move(m)), norm_(entry_), file_(std::move(file)) {
+    m_.eval();
+  }
   at::Tensor features(const at::Tensor& x) override { return call(entry_.features_method, x); }
   at::Tensor logits(const at::Tensor& x) override { return call(entry_.logits_method, x); }
   int64_t feature_dim() override {
@@ -163,7 +166,8 @@ class ScriptModel : public Model {
   std::unique_ptr<FineTunable> finetune_copy(int64_t classes, uint64_t seed) override {
     int64_t dim = feature_dim();
     torch::manual_seed(seed);
-    return std::make_unique<ScriptTunable>(m_.clone(), entry_.features_method, norm_, dim, classes);
+    // A fresh load, not Module::clone(): cloned parameters are not leaves and cannot be optimised.
+    return std::make_unique<ScriptTunable>(torch::jit::load(file_), entry_.features_method, norm_, dim, classes);
   }
 
  private:
@@ -175,6 +179,7 @@ class ScriptModel : public Model {
   }
   torch::jit::Module m_;
   Normaliser norm_;
+  std::string file_;
   int64_t dim_ = 0;
 };
 
@@ -209,7 +214,7 @@ std::unique_ptr<Model> load_model(const Manifest& manifest, const ManifestEntry&
     } catch (const c10::Error& err) {
       throw DataError(who + ": cannot load TorchScript '" + file.string() + "': " + err.what_without_backtrace());
     }
-    model = std::make_unique<ScriptModel>(e, std::move(m));
+    model = std::make_unique<ScriptModel>(e, std::move(m), file.string());
   } else {
     throw DataError(who + ": unknown format '" + e.format + "' (known: builtin, torchscript)");
   }

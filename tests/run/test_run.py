@@ -1,0 +1,191 @@
+"""End to end: `zoobench run configs/tiny.yaml` (2 models, 2 tasks) on the real
+packed data, its HDF5 tables read back with h5py, the quality bars of the
+walking skeleton, determinism, resumable zoo training and bad input."""
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+import h5py
+import numpy as np
+import yaml
+
+ZOOBENCH = os.environ.get("ZOOBENCH", "build/zoobench")
+SOURCE_DIR = os.environ.get("ZB_SOURCE_DIR", ".")
+TINY = os.path.join(SOURCE_DIR, "configs", "tiny.yaml")
+
+
+def run(*args):
+    return subprocess.run([ZOOBENCH, *args], capture_output=True, text=True, timeout=600)
+
+
+def table(group):
+    return {k: (group[k].asstr()[:] if group[k].dtype.kind == "O" else group[k][:]) for k in group}
+
+
+class TinyRun(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="zoobench-run-")
+        cls.zoo = os.path.join(cls.tmp, "zoo")
+        cls.results = os.path.join(cls.tmp, "results")
+        t0 = time.time()
+        cls.first = run("run", TINY, "--zoo-dir", cls.zoo, "--results-dir", cls.results, "--quiet")
+        cls.seconds = time.time() - t0
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_results_tables(self):
+        self.assertEqual(self.first.returncode, 0, self.first.stderr)
+        print(f"\ntiny run: {self.seconds:.1f} s (target <= 60 s)")
+        self.assertIn("Spearman rho", self.first.stdout)
+        with h5py.File(os.path.join(self.results, "tiny", "results.h5"), "r") as f:
+            for key in ("schema_version", "zoobench_version", "git_sha", "created_utc", "config_yaml", "versions"):
+                self.assertIn(key, f.attrs)
+            self.assertIn("tasks:", f.attrs["config_yaml"])
+            cells, scores, ft, gt = (table(f[k]) for k in ("cells", "scores", "finetune", "ground_truth"))
+            self.assertEqual(sorted(cells), ["model", "seed", "shot", "task"])
+            self.assertEqual(len(cells["model"]), 4)  # 2 models x 2 tasks
+            self.assertEqual(sorted(scores), ["model", "seconds", "seed", "selector", "shot", "task", "value"])
+            self.assertEqual(len(scores["value"]), 4 * 4)  # x 4 selectors
+            self.assertEqual(sorted(set(scores["selector"])), ["knn", "leep", "lfc", "lgc"])
+            self.assertTrue(np.isfinite(scores["value"]).all())
+            self.assertEqual(f["scores"].attrs["variant.lfc"], "pearson-global-mean-gram-free")
+            for col in ("lr", "epochs", "val_acc", "test_acc", "seconds", "ranks", "chosen"):
+                self.assertIn(col, ft)
+            self.assertEqual(len(ft["lr"]), 4 * 2)  # x 2 learning rates
+            self.assertEqual(int(ft["chosen"].sum()), 4)
+            self.assertEqual(len(gt["test_acc"]), 4)
+            self.assertTrue((gt["oracle_test_acc"] >= gt["test_acc"]).all())
+            feats = f["features/mnist-cnn/opencv-digits/features"]
+            self.assertEqual(feats.dtype, np.float32)
+            self.assertEqual(feats.shape, (100, 32))  # 10 shots x 10 classes, D = 4 x width 8
+            self.assertEqual(f["features/generic/optdigits-3way/labels"].shape, (30,))
+            self.assertEqual(len(table(f["tables/spearman"])["rho"]), 2 * 4)
+
+    def test_fine_tuning_beats_chance_on_every_target(self):
+        with h5py.File(os.path.join(self.results, "tiny", "results.h5"), "r") as f:
+            gt = table(f["ground_truth"])
+        chance = {"opencv-digits": 1 / 10, "optdigits-3way": 1 / 3}
+        for task, acc in zip(gt["task"], gt["test_acc"]):
+            self.assertGreater(acc, chance[task] + 0.2, f"{task}: {acc:.2f} vs chance {chance[task]:.2f}")
+
+    def test_experts_beat_chance_on_their_source(self):
+        with open(os.path.join(self.zoo, "manifest.yaml")) as fh:
+            models = yaml.safe_load(fh)["models"]
+        self.assertEqual([m["name"] for m in models], ["mnist-cnn", "generic"])
+        for m in models:
+            chance = 1 / len(m["source_classes"])
+            self.assertGreater(m["source_test_acc"], 3 * chance, m["name"])
+            self.assertEqual(len(m["sha256"]), 64)
+            self.assertIn("arch:", m["train_config"])
+        self.assertEqual(models[1]["source_domains"], ["mnist", "optdigits"])
+        self.assertEqual(models[1]["kind"], "generic")
+
+    def test_rerun_retrains_nothing(self):
+        weights = os.path.join(self.zoo, "mnist-cnn.pt")
+        before = os.stat(weights).st_mtime_ns
+        r = run("zoo", "train", TINY, "--zoo-dir", self.zoo, "--quiet")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.count("up to date, kept"), 2, r.stdout)
+        self.assertEqual(os.stat(weights).st_mtime_ns, before)
+
+    def test_deterministic_at_one_thread(self):
+        outs = []
+        for k in range(2):
+            res = os.path.join(self.tmp, f"det{k}")
+            r = run("run", TINY, "--zoo-dir", self.zoo, "--results-dir", res, "--threads", "1", "--quiet")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            outs.append(h5py.File(os.path.join(res, "tiny", "results.h5"), "r"))
+        a, b = outs
+        for model in ("mnist-cnn", "generic"):
+            for task in ("opencv-digits", "optdigits-3way"):
+                for arr in ("features", "source_logits", "grad_sketch"):
+                    key = f"features/{model}/{task}/{arr}"
+                    self.assertTrue(np.array_equal(a[key][:], b[key][:]), key)
+        self.assertTrue(np.array_equal(a["scores/value"][:], b["scores/value"][:]))
+        self.assertTrue(np.array_equal(a["ground_truth/test_acc"][:], b["ground_truth/test_acc"][:]))
+
+
+class BadInput(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="zoobench-bad-")
+        self.results = os.path.join(self.tmp, "results")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def config(self, text):
+        path = os.path.join(self.tmp, "exp.yaml")
+        with open(path, "w") as fh:
+            fh.write(text)
+        return path
+
+    def assertFailsCleanly(self, r, code, *needles):
+        self.assertEqual(r.returncode, code, r.stderr)
+        last = r.stderr.strip().splitlines()[-1]
+        self.assertTrue(last.startswith("zoobench: error: "), r.stderr)
+        for n in needles:
+            self.assertIn(n, last)
+        left = [f for _, _, fs in os.walk(self.results) for f in fs] if os.path.exists(self.results) else []
+        self.assertEqual(left, [], "nothing half-written in results/")
+
+    def tiny_zoo(self):
+        zoo = os.path.join(self.tmp, "zoo")
+        r = run("zoo", "train", TINY, "--zoo-dir", zoo, "--quiet")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return zoo
+
+    def test_changed_and_missing_weights(self):
+        zoo = self.tiny_zoo()
+        with open(os.path.join(zoo, "generic.pt"), "ab") as fh:
+            fh.write(b"tampered")
+        r = run("run", TINY, "--zoo-dir", zoo, "--results-dir", self.results, "--quiet")
+        self.assertFailsCleanly(r, 3, "zoo entry 'generic'", "SHA-256")
+        os.remove(os.path.join(zoo, "generic.pt"))
+        manifest = os.path.join(zoo, "manifest.yaml")
+        cfg = self.config(f"name: bad\ntasks: [{{dataset: optdigits, shots: 5}}]\nzoo: {{manifest: {manifest}}}\n")
+        r = run("run", cfg, "--results-dir", self.results, "--quiet")
+        self.assertFailsCleanly(r, 3, "zoo entry 'generic'", "is missing")
+
+    def test_torchscript_of_the_wrong_shape(self):
+        ts = os.path.join(self.tmp, "ts")
+        subprocess.run(["/usr/bin/python3", os.path.join(SOURCE_DIR, "tools", "export_torchscript.py"), ts,
+                        "--wrong-shape", "--name", "wrong-export"], check=True, capture_output=True)
+        cfg = self.config(f"name: bad\ntasks: [{{dataset: optdigits, shots: 5}}]\n"
+                          f"zoo: {{manifest: {os.path.join(ts, 'manifest.yaml')}}}\nselectors: [lfc]\n")
+        r = run("run", cfg, "--results-dir", self.results, "--quiet")
+        self.assertFailsCleanly(r, 3, "zoo entry 'wrong-export'", "features returned")
+
+    def test_torchscript_zoo_runs(self):
+        ts = os.path.join(self.tmp, "ts")
+        subprocess.run(["/usr/bin/python3", os.path.join(SOURCE_DIR, "tools", "export_torchscript.py"), ts],
+                       check=True, capture_output=True)
+        cfg = self.config(f"name: ts\ntasks: [{{dataset: optdigits, shots: 5, test_per_class: 5}}]\n"
+                          f"zoo: {{manifest: {os.path.join(ts, 'manifest.yaml')}}}\n"
+                          "finetune: {epochs: 2, lrs: [0.01]}\nselectors: [lfc, leep, knn]\n")
+        r = run("run", cfg, "--results-dir", self.results, "--quiet")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with h5py.File(os.path.join(self.results, "ts", "results.h5"), "r") as f:
+            self.assertEqual(f["features/external-small/optdigits/features"].shape, (50, 16))
+
+    def test_too_many_shots_and_one_class(self):
+        zoo = self.tiny_zoo()
+        cfg = self.config("name: bad\ntasks:\n  - {dataset: optdigits, name: greedy, shots: 500}\n"
+                          f"zoo: {{manifest: {os.path.join(zoo, 'manifest.yaml')}}}\n")
+        r = run("run", cfg, "--results-dir", self.results, "--quiet")
+        self.assertFailsCleanly(r, 3, "task 'greedy'", "asks for 500 shots")
+        cfg = self.config("name: bad\ntasks:\n  - {dataset: optdigits, name: lonely, classes: ['7']}\n")
+        r = run("run", cfg, "--results-dir", self.results, "--quiet")
+        self.assertFailsCleanly(r, 2, "tasks[0].classes", "at least 2 classes")
+        cfg = self.config("name: bad\ntasks: [{dataset: optdigits}]\nselectors: [lfc, logmee]\n")
+        r = run("run", cfg, "--results-dir", self.results, "--quiet")
+        self.assertFailsCleanly(r, 2, "unknown selector 'logmee'", "leep")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,181 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "../common.h"
+#include "zoo/nets.h"
+#include "zoobench/error.h"
+#include "zoobench/extract.h"
+#include "zoobench/h5.h"
+#include "zoobench/model.h"
+#include "zoobench/task.h"
+
+using namespace zoobench;
+
+namespace {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+at::Tensor read_tensor(const h5::File& f, const std::string& name) {
+  auto d = f.dataset(name);
+  std::vector<int64_t> shape;
+  for (auto s : d.shape()) shape.push_back(static_cast<int64_t>(s));
+  auto v = d.read<float>();
+  return torch::tensor(v).view(shape);
+}
+
+// A built-in model saved to `dir`, with its manifest entry.
+struct Builtin {
+  zoo::Net net{zoo::NetSpec{"cnn", 2, 1, {3}}};
+  Manifest manifest;
+  explicit Builtin(const std::filesystem::path& dir, const std::string& arch = "cnn", int width = 2) {
+    torch::manual_seed(3);
+    net = zoo::Net(zoo::NetSpec{arch, width, 1, {3}});
+    net->eval();
+    torch::save(net, (dir / "w.pt").string());
+    ManifestEntry e;
+    e.name = "tiny-" + arch;
+    e.arch = arch;
+    e.width = width;
+    e.weights = "w.pt";
+    e.sha256 = sha256_file(dir / "w.pt");
+    e.in_channels = 1;
+    e.mean = {0.5};
+    e.std = {0.5};
+    e.head_classes = {3};
+    e.source_classes = {"a", "b", "c"};
+    manifest.dir = dir;
+    manifest.entries = {e};
+  }
+};
+
+}  // namespace
+
+TEST(TorchScript, FeaturesAndLogitsMatchPython) {
+  zbtest::TempDir d;
+  ASSERT_EQ(zbtest::run_python(std::string(ZB_SOURCE_DIR) + "/tools/export_torchscript.py " + d.path().string() +
+                               " --channels 3 --classes 7 > /dev/null"),
+            0);
+  Manifest m = Manifest::load(d / "manifest.yaml");
+  ASSERT_EQ(m.entries.size(), 1u);
+  auto model = load_model(m, m.entries[0]);
+  h5::File ref = h5::File::open(d / "reference.h5");
+  at::Tensor x = read_tensor(ref, "input");
+  EXPECT_LE((model->features(x) - read_tensor(ref, "features")).abs().max().item<float>(), 1e-5);
+  EXPECT_LE((model->logits(x) - read_tensor(ref, "logits")).abs().max().item<float>(), 1e-5);
+  EXPECT_EQ(model->feature_dim(), 16);
+  auto tune = model->finetune_copy(4, 0);
+  EXPECT_EQ(tune->forward(x).sizes(), (std::vector<int64_t>{6, 4}));
+  EXPECT_GT(tune->parameters().size(), 4u);
+  EXPECT_NE(error_of([&] { model->grad_sketch(x, 1, 16, 0); }).find("TorchScript"), std::string::npos);
+}
+
+TEST(TorchScript, WrongShapeIsNamed) {
+  zbtest::TempDir d;
+  ASSERT_EQ(zbtest::run_python(std::string(ZB_SOURCE_DIR) + "/tools/export_torchscript.py " + d.path().string() +
+                               " --wrong-shape --name bad-export > /dev/null"),
+            0);
+  Manifest m = Manifest::load(d / "manifest.yaml");
+  std::string e = error_of([&] { load_model(m, m.entries[0]); });
+  EXPECT_NE(e.find("zoo entry 'bad-export'"), std::string::npos) << e;
+  EXPECT_NE(e.find("features returned [2 x 16 x 16 x 16]"), std::string::npos) << e;
+}
+
+TEST(Builtin, ChecksumAndMissingWeightsAreNamed) {
+  zbtest::TempDir d;
+  Builtin b(d.path());
+  auto model = load_model(b.manifest, b.manifest.entries[0]);
+  at::Tensor x = torch::rand({5, 1, 32, 32});
+  EXPECT_EQ(model->features(x).sizes(), (std::vector<int64_t>{5, 8}));
+  EXPECT_EQ(model->logits(x).sizes(), (std::vector<int64_t>{5, 3}));
+  { std::ofstream(d / "w.pt", std::ios::app) << "x"; }
+  std::string e = error_of([&] { load_model(b.manifest, b.manifest.entries[0]); });
+  EXPECT_NE(e.find("zoo entry 'tiny-cnn'"), std::string::npos) << e;
+  EXPECT_NE(e.find("SHA-256"), std::string::npos) << e;
+  std::filesystem::remove(d / "w.pt");
+  e = error_of([&] { load_model(b.manifest, b.manifest.entries[0]); });
+  EXPECT_NE(e.find("is missing"), std::string::npos) << e;
+}
+
+TEST(Manifest, RoundTripAndErrors) {
+  zbtest::TempDir d;
+  Builtin b(d.path());
+  b.manifest.entries[0].train_config = "arch: cnn\nwidth: 2\n";
+  b.manifest.save(d / "m.yaml");
+  Manifest back = Manifest::load(d / "m.yaml");
+  ASSERT_EQ(back.entries.size(), 1u);
+  EXPECT_EQ(back.entries[0].sha256, b.manifest.entries[0].sha256);
+  EXPECT_EQ(back.entries[0].train_config, "arch: cnn\nwidth: 2\n");
+  EXPECT_EQ(back.entries[0].source_classes, (std::vector<std::string>{"a", "b", "c"}));
+  zbtest::write_text(d / "bad.yaml", "models:\n  - {name: x, weights: w.pt, in_channels: 1, colour: red}\n");
+  EXPECT_NE(error_of([&] { Manifest::load(d / "bad.yaml"); }).find("unknown key 'colour'"), std::string::npos);
+  EXPECT_NE(error_of([&] { Manifest::load(d / "none.yaml"); }).find("does not exist"), std::string::npos);
+}
+
+// The Kronecker sketch estimates the NTK trace sum_k <grad z_k(x_i), grad z_k(x_j)>
+// of the last convolution's weights; compare with exact per-sample gradients.
+TEST(GradSketch, EstimatesTheExactNtkTrace) {
+  zbtest::TempDir d;
+  Builtin b(d.path(), "resnet8", 2);
+  auto model = load_model(b.manifest, b.manifest.entries[0]);
+  torch::manual_seed(5);
+  at::Tensor x = torch::rand({6, 1, 32, 32});
+  at::Tensor s = model->grad_sketch(x, 64, 4096, 11).to(at::kDouble);
+  ASSERT_EQ(s.sizes(), (std::vector<int64_t>{6, 64 * 4096}));
+  at::Tensor est = at::mm(s, s.t()) / 64.0;
+  // Exact: one sample at a time, one logit at a time.
+  auto& net = b.net;
+  auto conv = net->last_conv();
+  std::vector<at::Tensor> g(6);
+  at::Tensor exact = torch::zeros({6, 6}, at::kDouble);
+  std::vector<std::vector<at::Tensor>> grads(3, std::vector<at::Tensor>(6));
+  for (int i = 0; i < 6; ++i) {
+    at::Tensor z = net->forward((x.narrow(0, i, 1) - 0.5) / 0.5);
+    for (int k = 0; k < 3; ++k)
+      grads[k][i] = torch::autograd::grad({z[0][k]}, {conv->weight}, {}, true)[0].flatten().to(at::kDouble);
+  }
+  for (int k = 0; k < 3; ++k)
+    for (int i = 0; i < 6; ++i)
+      for (int j = 0; j < 6; ++j) exact[i][j] += grads[k][i].dot(grads[k][j]);
+  double rel = ((est - exact).norm() / exact.norm()).item<double>();
+  EXPECT_LT(rel, 0.25) << "sketch Gram vs exact NTK-trace Gram";
+  // Same seed, same sketch; another seed, another sketch.
+  EXPECT_TRUE(at::equal(model->grad_sketch(x, 2, 64, 3), model->grad_sketch(x, 2, 64, 3)));
+  EXPECT_FALSE(at::equal(model->grad_sketch(x, 2, 64, 3), model->grad_sketch(x, 2, 64, 4)));
+}
+
+TEST(Extract, DeterministicAndSampled) {
+  zbtest::TempDir d;
+  Builtin b(d.path());
+  auto model = load_model(b.manifest, b.manifest.entries[0]);
+  ImageSet set;
+  set.name = "rand";
+  set.class_names = {"a", "b", "c"};
+  torch::manual_seed(1);
+  at::Tensor px = torch::randint(0, 256, {90, 32 * 32}, at::kByte);
+  for (int i = 0; i < 90; ++i) set.add(px[i].data_ptr<uint8_t>(), i % 3, i < 75 ? Split::Train : Split::Test);
+  TaskSpec spec;
+  spec.name = "t";
+  spec.dataset = "rand";
+  spec.shots = 20;
+  Task task = sample_task(spec, set);
+  ExtractConfig cfg;
+  cfg.max_per_class = 12;
+  cfg.batch_size = 7;  // ragged batches must not matter
+  cfg.sketch_dim = 64;
+  cfg.lgc_projections = 2;
+  CellArrays a = extract_cell(*model, set, task, cfg, true, 9);
+  CellArrays c = extract_cell(*model, set, task, cfg, true, 9);
+  EXPECT_EQ(a.features.size(0), 36);
+  EXPECT_EQ(a.grad_sketch.sizes(), (std::vector<int64_t>{36, 128}));
+  EXPECT_TRUE(at::equal(a.features, c.features));
+  EXPECT_TRUE(at::equal(a.source_logits, c.source_logits));
+  EXPECT_TRUE(at::equal(a.grad_sketch, c.grad_sketch));
+  for (int k = 0; k < 3; ++k) EXPECT_EQ(a.labels.eq(k).sum().item<int64_t>(), 12);
+}
