@@ -54,11 +54,12 @@ class Cli(unittest.TestCase):
     def test_help_and_unknown_command(self):
         r = run("--help")
         self.assertEqual(r.returncode, 0)
-        for cmd in ("version", "data pack", "data show", "config explain", "config check"):
+        for cmd in ("version", "data pack", "data show", "config explain", "config check", "zoo train", "run"):
             self.assertIn(cmd, r.stdout)
         self.assertOneLineError(run("frobnicate"), 2, "unknown command 'frobnicate'", "data pack")
         self.assertOneLineError(run("data", "pack", "--bogus"), 2, "bogus")
-        for cmd in (["version"], ["data", "pack"], ["data", "show"], ["data", "tasks"], ["config", "check"], ["config", "explain"]):
+        for cmd in (["version"], ["data", "pack"], ["data", "show"], ["data", "tasks"], ["config", "check"],
+                    ["config", "explain"], ["zoo", "train"], ["run"]):
             r = run(*cmd, "--help")
             self.assertEqual(r.returncode, 0, cmd)
             self.assertIn("usage: zoobench", r.stdout)
