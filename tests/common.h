@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 
 namespace zbtest {
@@ -38,6 +39,17 @@ inline size_t count_files(const std::filesystem::path& dir) {
   if (!std::filesystem::exists(dir)) return 0;
   for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) n += e.is_regular_file();
   return n;
+}
+
+// The message of the E that f throws, or "" when it throws none.
+template <class E>
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "";
 }
 
 inline int run_python(const std::string& args) {

@@ -22,14 +22,7 @@ void write_gz(const std::filesystem::path& p, const std::string& bytes) {
   gzclose(f);
 }
 
-std::string message(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const DataError& e) {
-    return e.what();
-  }
-  return "";
-}
+std::string message(const std::function<void()>& f) { return zbtest::error_of<DataError>(f); }
 }  // namespace
 
 TEST(Idx, ReadsPlainAndGzip) {

@@ -14,14 +14,7 @@ const Source& source(const std::string& name) {
   throw std::runtime_error("no source " + name);
 }
 
-std::string message(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const DataError& e) {
-    return e.what();
-  }
-  return "";
-}
+std::string message(const std::function<void()>& f) { return zbtest::error_of<DataError>(f); }
 
 std::vector<uint8_t> solid_rgba(int h, int w, uint8_t r, uint8_t g, uint8_t b, uint8_t a = 255) {
   std::vector<uint8_t> v;

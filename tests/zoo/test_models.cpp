@@ -13,14 +13,7 @@ using namespace zoobench;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+std::string error_of(const std::function<void()>& f) { return zbtest::error_of<Error>(f); }
 
 at::Tensor read_tensor(const h5::File& f, const std::string& name) {
   auto d = f.dataset(name);
