@@ -28,7 +28,6 @@ struct Domain {
   std::string name;
   std::vector<std::string> classes;
   at::Tensor x_train, y_train, x_test, y_test;
-  std::string version;  // packed data's source version, part of the training identity
   bool flip = false;
 };
 
@@ -39,7 +38,6 @@ Domain prepare(const std::string& domain, const std::vector<std::string>& keep, 
   std::vector<int64_t> map(set.class_names.size(), -1);
   Domain d;
   d.name = domain;
-  d.version = set.prov.package + " " + set.prov.version;
   if (keep.empty()) {
     for (size_t c = 0; c < map.size(); ++c) map[c] = static_cast<int64_t>(c);
     d.classes = set.class_names;
@@ -77,16 +75,18 @@ Domain prepare(const std::string& domain, const std::vector<std::string>& keep, 
   return d;
 }
 
-std::string identity(const ModelSpec& s, const ZooTrainConfig& t, int epochs, const std::vector<Domain>& domains) {
+// What makes a trained model what it is; equal identity => no retraining.
+// Built from the packed files' headers, so an up-to-date model costs no image reads.
+std::string identity(const ModelSpec& s, const ZooTrainConfig& t, int epochs, const std::vector<PackedInfo>& infos) {
   std::string id = "arch: " + s.arch + "\nwidth: " + std::to_string(s.width) + "\nepochs: " + std::to_string(epochs) +
                    "\nbatch_size: " + std::to_string(t.batch_size) + "\nlr: " + std::to_string(t.lr) +
                    "\nweight_decay: " + std::to_string(t.weight_decay) + "\nmax_images: " + std::to_string(t.max_images) +
                    "\nseed: " + std::to_string(t.seed) + "\ndata:\n";
-  for (const auto& d : domains) {
-    id += "  - " + d.name + " (" + d.version + ")";
+  for (const auto& info : infos) {
+    id += "  - " + info.name + " (" + info.prov.package + " " + info.prov.version + ")";
     if (!s.classes.empty()) {
       id += " classes";
-      for (const auto& c : d.classes) id += " " + c;
+      for (const auto& c : s.classes) id += " " + c;
     }
     id += "\n";
   }
@@ -243,15 +243,10 @@ std::vector<ZooJobResult> train_zoo(const Config& c, const fs::path& data_dir, i
     if (static_cast<int>(j % static_cast<size_t>(world)) != rank) continue;
     const ModelSpec& spec = c.zoo.models[j];
     const std::string who = c.source + ": zoo model '" + spec.name + "'";
-    // The widest source decides the input channels of a shared network.
-    int channels = 1;
-    for (const auto& d : spec.domains) channels = std::max(channels, read_packed_info(packed_path(data_dir, d)).channels);
-    std::vector<Domain> domains;
-    for (const auto& d : spec.domains)
-      domains.push_back(prepare(d, spec.classes, data_dir, channels, c.zoo.train.max_images, c.zoo.train.seed,
-                                c.finetune.flip_domains, who));
+    std::vector<PackedInfo> infos;
+    for (const auto& d : spec.domains) infos.push_back(read_packed_info(packed_path(data_dir, d)));
     const int epochs = spec.epochs > 0 ? spec.epochs : c.zoo.train.epochs;
-    std::string ident = identity(spec, c.zoo.train, epochs, domains);
+    std::string ident = identity(spec, c.zoo.train, epochs, infos);
     fs::path frag_path = dir / (spec.name + ".manifest.yaml");
     if (!force && fs::exists(frag_path)) {
       Manifest old = Manifest::load(frag_path);
@@ -269,6 +264,13 @@ std::vector<ZooJobResult> train_zoo(const Config& c, const fs::path& data_dir, i
         }
       }
     }
+    // The widest source decides the input channels of a shared network.
+    int channels = 1;
+    for (const auto& info : infos) channels = std::max(channels, info.channels);
+    std::vector<Domain> domains;
+    for (const auto& d : spec.domains)
+      domains.push_back(prepare(d, spec.classes, data_dir, channels, c.zoo.train.max_images, c.zoo.train.seed,
+                                c.finetune.flip_domains, who));
     results.push_back(train_one(spec, c, data_dir, dir, domains, ident, quiet));
   }
   barrier();
