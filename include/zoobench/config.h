@@ -20,6 +20,7 @@ struct TaskSpec {
   double val_fraction = 0.2;         // share of the shots held out for choosing the lr
   int test_per_class = 0;            // 0 = every test image of the class
   bool drop_small_classes = false;   // drop classes with < shots training images instead of failing
+  bool need_test = true;             // false: scoring only (`zoobench score`), a class may lack test images
   std::string where;                 // "file:line:col" of the entry, for later errors
 };
 
@@ -66,6 +67,10 @@ struct ExtractConfig {
   int lgc_projections = 4;
   int sketch_dim = 4096;
   bool cache = true;
+  std::string probe_model;   // RSA/DDS probe: this zoo entry fine-tuned briefly; "" = the zoo's generic entry
+  int probe_epochs = 5;
+  double probe_lr = 0.005;   // the RSA paper's probe lr
+  int source_per_class = 100;  // Domain Similarity: source images per class behind each class mean
 };
 
 struct Config {

@@ -2,6 +2,8 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <filesystem>
+
 #include "zoobench/config.h"
 #include "zoobench/dataset.h"
 #include "zoobench/model.h"
@@ -14,7 +16,7 @@ struct CellArrays {
   at::Tensor features;           // N x D float32
   at::Tensor labels;             // N int64, task labels
   at::Tensor source_logits;      // N x Cs float32
-  at::Tensor grad_sketch;        // N x (m K) float32, when asked for
+  at::Tensor grad_sketch;        // N x K float32 (m combinations of K/m), when asked for
   double seconds_features = 0, seconds_sketch = 0;
 };
 
@@ -26,5 +28,19 @@ std::vector<size_t> scored_samples(const Task& task, int max_per_class);
 // at a fixed thread count.
 CellArrays extract_cell(Model& model, const ImageSet& set, const Task& task, const ExtractConfig& cfg, bool sketch,
                         uint64_t seed);
+
+// Domain Similarity's source side, once per model: for every class of the
+// entry's source domains (read from data_dir), the mean feature of up to
+// per_class training-split images (a seeded subset) and the class's
+// training-split size. DataError naming the entry when it lists no source
+// domain or a class its data set lacks.
+struct SourceSummary {
+  at::Tensor means;   // S x D float64
+  at::Tensor counts;  // S float64
+  std::vector<std::string> classes;  // "<domain>:<class>"
+  double seconds = 0;
+};
+SourceSummary source_summary(Model& model, const std::filesystem::path& data_dir, int per_class, int batch_size,
+                             uint64_t seed);
 
 }  // namespace zoobench

@@ -29,4 +29,11 @@ struct CellFinetune {
 // only for the configured domains). Deterministic for a seed at one thread.
 CellFinetune finetune_cell(Model& model, const ImageSet& set, const Task& task, const FinetuneConfig& cfg, uint64_t seed);
 
+// The probe model of RSA and DDS: `model` fine-tuned briefly (one lr, a few
+// epochs, the same recipe) on the task's training shots (train and
+// validation); returns its features of the data-set images `indices`
+// (N x D float32).
+at::Tensor probe_features(Model& model, const ImageSet& set, const Task& task, const FinetuneConfig& cfg, double lr,
+                          int epochs, const std::vector<int64_t>& indices, uint64_t seed);
+
 }  // namespace zoobench

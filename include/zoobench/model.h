@@ -30,7 +30,7 @@ struct ManifestEntry {
   double source_test_acc = -1;              // on the source domain's test split
   std::string train_config;                 // the training settings, as YAML (equal => no retraining)
   std::string features_method = "features";  // torchscript: method returning N x D
-  std::string logits_method = "forward";      // torchscript: method returning N x source classes
+  std::string logits_method = "forward";      // torchscript: method returning N x source classes; "" = no source head
 };
 
 struct Manifest {
@@ -48,6 +48,7 @@ class FineTunable {
  public:
   virtual ~FineTunable() = default;
   virtual at::Tensor forward(const at::Tensor& x) = 0;  // new-head logits
+  virtual at::Tensor features(const at::Tensor& x) = 0;  // the layer before the head, eval mode, no graph
   virtual std::vector<at::Tensor> parameters() = 0;
   virtual void train(bool on) = 0;
 };
@@ -59,10 +60,12 @@ class Model {
   const std::string& name() const { return entry_.name; }
   virtual at::Tensor features(const at::Tensor& x) = 0;  // N x D, eval mode, no graph
   virtual at::Tensor logits(const at::Tensor& x) = 0;    // N x source classes
+  // TorchScript entries with logits_method "" are feature extractors without a source head.
+  bool has_source_head() const { return entry_.format != "torchscript" || !entry_.logits_method.empty(); }
   virtual int64_t feature_dim() = 0;
   // Per-sample gradient sketches of m Gaussian combinations of the logits
   // with respect to the last convolution's weights (SELECTORS.md, LGC):
-  // N x (m * K). Throws for models without a known last convolution.
+  // N x K (m blocks of K / m). Throws for models without a known last convolution.
   virtual at::Tensor grad_sketch(const at::Tensor& x, int m, int sketch_dim, uint64_t seed) = 0;
   virtual std::unique_ptr<FineTunable> finetune_copy(int64_t classes, uint64_t seed) = 0;
 

@@ -17,9 +17,22 @@ struct SelectorInputs {
   int64_t classes = 0;
   at::Tensor source_probs;  // N x Cs, float64, the source head's softmax (when needed)
   at::Tensor grad_sketch;   // N x K, float64 (when needed)
+  // A probe model's features of the same N samples (RSA, DDS): N x Dp, float64.
+  at::Tensor probe_features;
+  // The model's own source training data, summarised per source class (Domain
+  // Similarity): S x D mean features, float64, and the S class sizes.
+  at::Tensor source_class_means, source_class_counts;
 };
 
-enum Need : unsigned { kNeedFeatures = 1, kNeedSourceProbs = 2, kNeedGradSketch = 4 };
+enum Need : unsigned {
+  kNeedFeatures = 1,
+  kNeedSourceProbs = 2,
+  kNeedGradSketch = 4,
+  kNeedProbeFeatures = 8,
+  kNeedSourceDomain = 16,
+};
+// "features, source_probs", for messages and `score --list`.
+std::string needs_text(unsigned needs);
 
 class Selector {
  public:
@@ -28,6 +41,16 @@ class Selector {
   virtual std::string variant() const = 0;  // the pinned variant (SELECTORS.md), stored with every score
   virtual unsigned needs() const = 0;       // Need bits
   virtual double score(const SelectorInputs& in) const = 0;
+  // Scores defined relative to the zoo (NCTI min-max normalises its terms
+  // over the models of a task) return their raw terms from terms() and map
+  // the terms of every model to scores in combine(). For every other
+  // selector terms = {score} and combine passes them through.
+  virtual std::vector<double> terms(const SelectorInputs& in) const { return {score(in)}; }
+  virtual std::vector<double> combine(const std::vector<std::vector<double>>& per_model) const {
+    std::vector<double> out;
+    for (const auto& t : per_model) out.push_back(t.at(0));
+    return out;
+  }
 };
 
 // The registry: an unknown name throws listing every registered one.

@@ -18,6 +18,7 @@ const std::vector<Command>& commands() {
       {"data show", "list packed data sets: classes, images, resolution, source", cmd_data_show},
       {"data tasks", "sample a config's few-shot tasks and print their sizes", cmd_data_tasks},
       {"zoo train", "train the config's zoo models that are missing; writes manifest.yaml", cmd_zoo_train},
+      {"score", "rank a zoo for one target data set: every selector, table or JSON, --save-arrays", cmd_score},
       {"run", "the whole pipeline: data, zoo, tasks, scores, fine-tuning, results.h5", cmd_run},
       {"config explain", "print every config key with its type, default and meaning", cmd_config_explain},
       {"config check", "validate a config file without running anything", cmd_config_check},

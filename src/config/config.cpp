@@ -237,7 +237,8 @@ Config parse_config(const std::string& text, const std::string& source) {
   c.finetune.flip_domains = strings(ft["flip_domains"]);
   const YAML::Node& ex = res["extract"];
   c.extract = {ex["max_per_class"].as<int>(), ex["batch_size"].as<int>(), ex["lgc_projections"].as<int>(),
-               ex["sketch_dim"].as<int>(), ex["cache"].as<bool>()};
+               ex["sketch_dim"].as<int>(), ex["cache"].as<bool>(), ex["probe_model"] ? ex["probe_model"].as<std::string>() : "",
+               ex["probe_epochs"].as<int>(), ex["probe_lr"].as<double>(), ex["source_per_class"].as<int>()};
   c.selectors = strings(res["selectors"]);
 
   YAML::Emitter out;

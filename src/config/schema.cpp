@@ -105,8 +105,12 @@ const Field& root_schema() {
         {"max_per_class", Kind::Int, "25", "training images per class used by the scores (the paper's 25); 0 = all", 0, 1000000},
         {"batch_size", Kind::Int, "256", "", 1, 65536},
         {"lgc_projections", Kind::Int, "4", "m: Gaussian combinations of the logits for the NTK trace", 1, 64},
-        {"sketch_dim", Kind::Int, "4096", "K: size of the Kronecker-structured gradient sketch (a square)", 4, 1048576},
+        {"sketch_dim", Kind::Int, "4096", "K: columns of the gradient sketch in all (m blocks of K/m, each a k1 x k2 Kronecker product)", 4, 1048576},
         {"cache", Kind::Bool, "true", "store the arrays under /features/<model>/<task> in results.h5"},
+        {"probe_model", Kind::String, "", "RSA/DDS probe: this zoo entry, briefly fine-tuned on each task; empty = the generic entry"},
+        {"probe_epochs", Kind::Int, "5", "epochs of the probe's fine-tune", 1, 1000},
+        {"probe_lr", Kind::Float, "0.005", "lr of the probe's fine-tune (the RSA paper's)", 1e-6, 10},
+        {"source_per_class", Kind::Int, "100", "Domain Similarity: source training images per class behind each class mean", 1, 1000000},
     };
     Field r{"", Kind::Map, "", "an experiment"};
     r.fields = {

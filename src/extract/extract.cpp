@@ -42,11 +42,11 @@ CellArrays extract_cell(Model& model, const ImageSet& set, const Task& task, con
                                out.indices.begin() + static_cast<ptrdiff_t>(std::min(out.indices.size(), lo + cfg.batch_size)));
     at::Tensor x = images_tensor(set, batch, channels);
     feats.push_back(model.features(x));
-    logits.push_back(model.logits(x));
+    if (model.has_source_head()) logits.push_back(model.logits(x));
   }
   auto t1 = std::chrono::steady_clock::now();
   out.features = at::cat(feats).to(at::kFloat).contiguous();
-  out.source_logits = at::cat(logits).to(at::kFloat).contiguous();
+  if (!logits.empty()) out.source_logits = at::cat(logits).to(at::kFloat).contiguous();
   out.seconds_features = std::chrono::duration<double>(t1 - t0).count();
   if (sketch) {
     for (size_t lo = 0; lo < out.indices.size(); lo += static_cast<size_t>(cfg.batch_size)) {

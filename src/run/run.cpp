@@ -14,12 +14,14 @@
 #include "zoobench/extract.h"
 #include "zoobench/finetune.h"
 #include "zoobench/h5.h"
+#include "zoobench/h5_tensor.h"
 #include "zoobench/io.h"
 #include "zoobench/loader.h"
 #include "zoobench/pack.h"
 #include "zoobench/progress.h"
 #include "zoobench/random.h"
 #include "zoobench/reduce.h"
+#include "zoobench/score.h"
 #include "zoobench/selector.h"
 #include "zoobench/version.h"
 #include "zoobench/zoo.h"
@@ -28,28 +30,6 @@ namespace zoobench {
 namespace fs = std::filesystem;
 
 namespace {
-
-h5::Group ensure_group(h5::Group& root, const std::string& path) {
-  h5::Group g = root.open_group("/");
-  size_t pos = 0;
-  while (pos <= path.size()) {
-    size_t next = path.find('/', pos);
-    std::string part = path.substr(pos, next == std::string::npos ? std::string::npos : next - pos);
-    if (!part.empty()) g = g.has(part) ? g.open_group(part) : g.create_group(part);
-    if (next == std::string::npos) break;
-    pos = next + 1;
-  }
-  return g;
-}
-
-void write_matrix(h5::Group& g, const std::string& name, const at::Tensor& t, const char* description) {
-  at::Tensor c = t.contiguous();
-  std::vector<hsize_t> shape;
-  for (int64_t d = 0; d < c.dim(); ++d) shape.push_back(static_cast<hsize_t>(c.size(d)));
-  h5::Dataset d = c.scalar_type() == at::kLong ? g.write(name, c.data_ptr<int64_t>(), shape)
-                                                : g.write(name, c.to(at::kFloat).contiguous().data_ptr<float>(), shape);
-  d.set_attr("description", description);
-}
 
 using Col = h5::Table::Column;
 using T = h5::Table::Type;
@@ -94,8 +74,6 @@ fs::path run_experiment(const Config& c, const RunOptions& opt) {
   }
   std::vector<std::unique_ptr<Model>> models;
   for (const auto& e : manifest.entries) models.push_back(load_model(manifest, e));
-  bool need_sketch = false;
-  for (auto* s : sels) need_sketch |= (s->needs() & kNeedGradSketch) != 0;
 
   // ---- 4. cells
   fs::path out = fs::path(c.results_dir) / c.name / "results.h5";
@@ -122,7 +100,9 @@ fs::path run_experiment(const Config& c, const RunOptions& opt) {
   h5::Table scores(f, "scores", with({{"selector", T::String, "selector name"},
                                       {"value", T::Float64, "score; higher = better predicted transfer"},
                                       {"seconds", T::Float64, "wall time of this score alone"}}));
-  for (auto* s : sels) scores.group().set_attr("variant." + s->name(), s->variant());
+  h5::Table shared(f, "shared_costs", {{"what", T::String, "probe_features (per task) or source_class_means (per model)"},
+                                       {"model", T::String, "zoo entry"}, {"task", T::String, "task name, empty when per model"},
+                                       {"seconds", T::Float64, "shared by every score that reads it, not in /scores seconds"}});
   h5::Table runs(f, "finetune", with({{"lr", T::Float64, "learning rate"}, {"epochs", T::Int64, ""},
                                       {"train_acc", T::Float64, ""}, {"val_acc", T::Float64, "on the validation split carved from the shots"},
                                       {"test_acc", T::Float64, ""}, {"chosen", T::Int64, "1 = best validation accuracy of the grid"},
@@ -134,41 +114,42 @@ fs::path run_experiment(const Config& c, const RunOptions& opt) {
   // score[task][selector][model], acc[task][model]
   std::map<std::string, std::map<std::string, std::vector<double>>> score_of;
   std::map<std::string, std::vector<double>> acc_of;
+  std::vector<Model*> zoo;
+  for (auto& m : models) zoo.push_back(m.get());
+  ZooScorer scorer(sels, zoo, c.extract, c.finetune, opt.data_dir, c.seed);
+  for (auto* s : sels) scores.group().set_attr("variant." + s->name(), scorer.variant(*s));
   Progress progress("cells", tasks.size() * models.size(), opt.quiet);
   for (const auto& task : tasks) {
     const ImageSet& set = sets.at(task.spec.dataset);
-    for (auto& model : models) {
-      const std::string who = "model '" + model->name() + "', task '" + task.spec.name + "'";
-      const uint64_t seed = derive_seed(c.seed, model->name() + "/" + task.spec.name);
-      bool sketch = need_sketch && model->entry().format == "builtin";
-      CellArrays arr = extract_cell(*model, set, task, c.extract, sketch, seed);
+    const int64_t shot = task.spec.shots, tseed = static_cast<int64_t>(task.spec.seed);
+    TaskScores ts = scorer.score_task(set, task);
+    if (ts.probe_features.defined()) {
+      shared.append({std::string("probe_features"), scorer.probe()->name(), task.spec.name, ts.probe_seconds});
       if (c.extract.cache) {
-        h5::Group g = ensure_group(f, "features/" + model->name() + "/" + task.spec.name);
-        write_matrix(g, "features", arr.features, "N x D float32, the layer before the classifier");
-        write_matrix(g, "labels", arr.labels, "task labels");
-        write_matrix(g, "source_logits", arr.source_logits, "N x Cs, the source head's logits");
-        write_matrix(g, "indices", labels_tensor(arr.indices), "indices into the packed data set");
-        if (arr.grad_sketch.defined()) write_matrix(g, "grad_sketch", arr.grad_sketch, "N x (m K) gradient sketches");
+        h5::Group g = h5::ensure_group(f, "features/_probe/" + task.spec.name);
+        h5::write_matrix(g, "features", ts.probe_features, "N x Dp float32, the probe model's features (RSA, DDS)");
+        g.set_attr("probe_model", scorer.probe()->name());
       }
-      SelectorInputs in;
-      in.features = arr.features.to(at::kDouble);
-      in.labels = arr.labels;
-      in.classes = static_cast<int64_t>(task.classes());
-      in.source_probs = at::softmax(arr.source_logits.to(at::kDouble), 1);
-      if (arr.grad_sketch.defined()) in.grad_sketch = arr.grad_sketch.to(at::kDouble);
-      const int64_t shot = task.spec.shots, tseed = static_cast<int64_t>(task.spec.seed);
-      cells.append({model->name(), task.spec.name, shot, tseed});
-      for (auto* s : sels) {
-        validate_inputs(in, s->needs(), who + ", selector '" + s->name() + "'");
-        auto t0 = std::chrono::steady_clock::now();
-        double v = s->score(in);
-        double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        if (s->needs() & kNeedFeatures) secs += arr.seconds_features;
-        if (s->needs() & kNeedGradSketch) secs += arr.seconds_sketch;
-        if (!std::isfinite(v)) throw DataError(who + ": selector '" + s->name() + "' gave a non-finite score");
-        scores.append({model->name(), task.spec.name, shot, tseed, s->name(), v, secs});
-        score_of[task.spec.name][s->name()].push_back(v);
+    }
+    for (size_t m = 0; m < models.size(); ++m) {
+      const CellArrays& arr = ts.cells[m];
+      if (c.extract.cache) {
+        h5::Group g = h5::ensure_group(f, "features/" + models[m]->name() + "/" + task.spec.name);
+        h5::write_matrix(g, "features", arr.features, "N x D float32, the layer before the classifier");
+        h5::write_matrix(g, "labels", arr.labels, "task labels");
+        if (arr.source_logits.defined())
+          h5::write_matrix(g, "source_logits", arr.source_logits, "N x Cs, the source head's logits");
+        h5::write_matrix(g, "indices", labels_tensor(arr.indices), "indices into the packed data set");
+        if (arr.grad_sketch.defined()) h5::write_matrix(g, "grad_sketch", arr.grad_sketch, "N x K gradient sketches (m blocks of K/m)");
       }
+      cells.append({models[m]->name(), task.spec.name, shot, tseed});
+    }
+    for (const auto& r : ts.rows) {
+      scores.append({r.model, task.spec.name, shot, tseed, r.selector, r.value, r.seconds});
+      score_of[task.spec.name][r.selector].push_back(r.value);
+    }
+    for (auto& model : models) {
+      const uint64_t seed = derive_seed(c.seed, model->name() + "/" + task.spec.name);
       CellFinetune ft = finetune_cell(*model, set, task, c.finetune, seed);
       for (size_t k = 0; k < ft.runs.size(); ++k) {
         const auto& r = ft.runs[k];
@@ -179,6 +160,14 @@ fs::path run_experiment(const Config& c, const RunOptions& opt) {
                     ft.oracle_test_acc});
       acc_of[task.spec.name].push_back(ft.best().test_acc);
       progress.step(model->name() + " x " + task.spec.name);
+    }
+  }
+  for (const auto& [name, src] : scorer.sources()) {
+    shared.append({std::string("source_class_means"), name, std::string(), src.seconds});
+    if (c.extract.cache) {
+      h5::Group g = h5::ensure_group(f, "source_domain/" + name);
+      h5::write_matrix(g, "class_means", src.means, "S x D, mean feature of each source class (Domain Similarity)");
+      h5::write_matrix(g, "class_counts", src.counts, "S, training images of each source class");
     }
   }
   progress.finish();
@@ -223,6 +212,7 @@ fs::path run_experiment(const Config& c, const RunOptions& opt) {
   }
   cells.flush();
   scores.flush();
+  shared.flush();
   runs.flush();
   truth.flush();
   rho_t.flush();

@@ -2,6 +2,8 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <vector>
+
 namespace zoobench::detail {
 
 // Rows of F projected on its first k principal axes (k capped at min(N, D),
@@ -16,5 +18,27 @@ at::Tensor pinv(const at::Tensor& a, double rcond);
 at::Tensor covariance(const at::Tensor& x, int64_t ddof);
 // Each row replaced by the mean of its class.
 at::Tensor class_means_per_row(const at::Tensor& f, const at::Tensor& labels, int64_t classes);
+
+}  // namespace zoobench::detail
+
+namespace zoobench::detail {
+
+// Ledoit-Wolf shrinkage of the 1/N covariance towards (tr S / D) I, as
+// scikit-learn's ledoit_wolf computes it (alpha clamped to [0, 1]).
+struct Shrunk {
+  at::Tensor cov;
+  double alpha = 0;
+};
+Shrunk ledoit_wolf(const at::Tensor& x);
+// The number of leading principal components that explain more than `frac`
+// of the variance (scikit-learn's PCA(n_components=frac)).
+int64_t components_for_variance(const at::Tensor& f, double frac);
+// A sample order that depends on the rows' values only (lexicographic), so a
+// seeded choice made in this order is invariant to permuting the samples.
+std::vector<int64_t> canonical_order(const at::Tensor& f);
+// Representational dissimilarity: 1 - Pearson correlation between rows (N x N).
+at::Tensor rdm_correlation(const at::Tensor& f);
+// The entries above the diagonal, row by row.
+std::vector<double> upper_triangle(const at::Tensor& m);
 
 }  // namespace zoobench::detail

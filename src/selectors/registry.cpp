@@ -47,6 +47,18 @@ std::vector<const Selector*> selectors_from(const std::vector<std::string>& name
   return out;
 }
 
+std::string needs_text(unsigned needs) {
+  static const std::pair<unsigned, const char*> names[] = {{kNeedFeatures, "features"},
+                                                           {kNeedSourceProbs, "source_probs"},
+                                                           {kNeedGradSketch, "grad_sketch"},
+                                                           {kNeedProbeFeatures, "probe_features"},
+                                                           {kNeedSourceDomain, "source_domain"}};
+  std::string s;
+  for (const auto& [bit, name] : names)
+    if (needs & bit) s += (s.empty() ? "" : ", ") + std::string(name);
+  return s;
+}
+
 void validate_inputs(const SelectorInputs& in, unsigned needs, const std::string& who) {
   auto fail = [&](const std::string& m) { throw DataError(who + ": " + m); };
   if (!in.labels.defined() || in.labels.dim() != 1) fail("labels must be a vector");
@@ -65,6 +77,19 @@ void validate_inputs(const SelectorInputs& in, unsigned needs, const std::string
   if (needs & kNeedFeatures) check(in.features, "features");
   if (needs & kNeedSourceProbs) check(in.source_probs, "source probabilities");
   if (needs & kNeedGradSketch) check(in.grad_sketch, "gradient sketches");
+  if (needs & kNeedProbeFeatures) check(in.probe_features, "probe-model features");
+  if (needs & kNeedSourceDomain) {
+    const at::Tensor& m = in.source_class_means;
+    if (!m.defined() || !in.source_class_counts.defined())
+      fail("source-domain features are missing (the model lists no source data)");
+    if (m.dim() != 2 || m.size(0) == 0) fail("source-domain class means must be a non-empty S x D matrix");
+    if (in.features.defined() && m.size(1) != in.features.size(1))
+      fail("source-domain class means have " + std::to_string(m.size(1)) + " columns, features " +
+           std::to_string(in.features.size(1)));
+    if (in.source_class_counts.dim() != 1 || in.source_class_counts.size(0) != m.size(0))
+      fail("source-domain class counts must hold one count per class mean");
+    if (!at::isfinite(m).all().item<bool>()) fail("source-domain class means contain NaN or Inf");
+  }
 }
 
 }  // namespace zoobench

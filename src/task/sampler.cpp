@@ -35,7 +35,7 @@ Task sample_task(const TaskSpec& spec, const ImageSet& set) {
   for (size_t i = 0; i < set.size(); ++i)
     (set.split[i] ? pool_test : pool_train)[set.labels[i]].push_back(static_cast<int64_t>(i));
   if (spec.drop_small_classes) {
-    auto small = [&](int64_t c) { return pool_train[c].size() < shots || pool_test[c].empty(); };
+    auto small = [&](int64_t c) { return pool_train[c].size() < shots || (spec.need_test && pool_test[c].empty()); };
     t.class_ids.erase(std::remove_if(t.class_ids.begin(), t.class_ids.end(), small), t.class_ids.end());
   }
   if (t.class_ids.size() < 2)
@@ -52,7 +52,7 @@ Task sample_task(const TaskSpec& spec, const ImageSet& set) {
     if (tr.size() < shots)
       throw fail("asks for " + std::to_string(shots) + " shots but class '" + cname + "' of data set '" + set.name +
                  "' has only " + std::to_string(tr.size()) + " training images");
-    if (te.empty()) throw fail("class '" + cname + "' of data set '" + set.name + "' has no test images");
+    if (te.empty() && spec.need_test) throw fail("class '" + cname + "' of data set '" + set.name + "' has no test images");
     // One stream per (seed, data set, class): adding a class leaves the others' samples as they were.
     Rng rng_train(derive_seed(spec.seed, set.name + "/" + cname, 0));
     rng_train.shuffle(tr);

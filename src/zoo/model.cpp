@@ -42,6 +42,11 @@ class BuiltinTunable : public FineTunable {
     head_ = torch::nn::Linear(net_->feature_dim, classes);
   }
   at::Tensor forward(const at::Tensor& x) override { return head_->forward(net_->features(norm_(x))); }
+  at::Tensor features(const at::Tensor& x) override {
+    torch::NoGradGuard g;
+    train(false);
+    return net_->features(norm_(x));
+  }
   std::vector<at::Tensor> parameters() override {
     std::vector<at::Tensor> p;
     // The source heads get no gradient; leave them out so weight decay does not touch them.
@@ -81,8 +86,14 @@ class BuiltinModel : public Model {
     auto conv = net_->last_conv();
     const int64_t cout = conv->options.out_channels(), cin = conv->options.in_channels();
     const auto k = conv->options.kernel_size(), stride = conv->options.stride(), pad = c10::get<torch::ExpandingArray<2>>(conv->options.padding());
-    int64_t k1 = static_cast<int64_t>(std::floor(std::sqrt(static_cast<double>(sketch_dim))));
-    int64_t k2 = sketch_dim / k1;
+    // K = sketch_dim in all: m combinations of K / m = k1 x k2 entries each.
+    if (m < 1 || sketch_dim < m)
+      throw Error("gradient sketch: sketch_dim (" + std::to_string(sketch_dim) + ") must be at least lgc_projections (" +
+                  std::to_string(m) + ")");
+    const int64_t per = sketch_dim / m;
+    int64_t k1 = static_cast<int64_t>(std::floor(std::sqrt(static_cast<double>(per))));
+    while (per % k1 != 0) --k1;  // the most square exact factorisation k1 x k2 = K / m
+    const int64_t k2 = per / k1;
     // Kronecker-structured projection: the weight gradient of sample i is
     // sum_p delta_p (x) patch_p, so (A (x) B) vec(G_i) = sum_p (A delta_p)(B patch_p)^T
     // is computed without ever forming G_i. E[A^T A] = I, E[B^T B] = I.
@@ -127,6 +138,11 @@ class ScriptTunable : public FineTunable {
   at::Tensor forward(const at::Tensor& x) override {
     return head_->forward(m_.get_method(method_)({norm_(x)}).toTensor());
   }
+  at::Tensor features(const at::Tensor& x) override {
+    torch::NoGradGuard g;
+    train(false);
+    return m_.get_method(method_)({norm_(x)}).toTensor();
+  }
   std::vector<at::Tensor> parameters() override {
     std::vector<at::Tensor> p;
     for (const auto& t : m_.parameters()) {
@@ -155,7 +171,10 @@ class ScriptModel : public Model {
     m_.eval();
   }
   at::Tensor features(const at::Tensor& x) override { return call(entry_.features_method, x); }
-  at::Tensor logits(const at::Tensor& x) override { return call(entry_.logits_method, x); }
+  at::Tensor logits(const at::Tensor& x) override {
+    if (!has_source_head()) throw DataError("zoo entry '" + name() + "' has no source head (logits_method is empty)");
+    return call(entry_.logits_method, x);
+  }
   int64_t feature_dim() override {
     if (dim_ == 0) dim_ = features(torch::zeros({2, entry_.in_channels, entry_.input_size, entry_.input_size})).size(1);
     return dim_;
@@ -223,14 +242,14 @@ std::unique_ptr<Model> load_model(const Manifest& manifest, const ManifestEntry&
   at::Tensor f, z;
   try {
     f = model->features(probe);
-    z = model->logits(probe);
+    if (model->has_source_head()) z = model->logits(probe);
   } catch (const c10::Error& err) {
     throw DataError(who + ": running the model failed: " + err.what_without_backtrace());
   }
   if (f.dim() != 2 || f.size(0) != 2)
     throw DataError(who + ": features returned " + shape_text(f) + " for 2 inputs, expected 2 x D");
   int64_t cs = static_cast<int64_t>(e.source_classes.size());
-  if (z.dim() != 2 || z.size(0) != 2 || (cs > 0 && z.size(1) != cs))
+  if (model->has_source_head() && (z.dim() != 2 || z.size(0) != 2 || (cs > 0 && z.size(1) != cs)))
     throw DataError(who + ": logits returned " + shape_text(z) + " for 2 inputs, expected 2 x " +
                     (cs > 0 ? std::to_string(cs) : "C") + " (source classes)");
   return model;

@@ -1,5 +1,6 @@
 #include "nets.h"
 
+#include <optional>
 #include <sstream>
 
 #include "zoobench/error.h"
@@ -31,11 +32,17 @@ BasicBlockImpl::BasicBlockImpl(int64_t in, int64_t out, int64_t stride, int64_t 
 }
 
 torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x, torch::Tensor* conv2_in, torch::Tensor* conv2_out) {
-  torch::Tensor h = torch::relu(bn1(conv1(x)));
-  torch::Tensor c = conv2(h);
+  torch::Tensor h, c, skip;
+  {
+    // Tracing for gradients w.r.t. conv2's output: nothing before it needs a graph.
+    std::optional<torch::NoGradGuard> no_graph;
+    if (conv2_out) no_graph.emplace();
+    h = torch::relu(bn1(conv1(x)));
+    c = conv2(h);
+    skip = down ? down_bn(down(x)) : x;
+  }
+  if (conv2_out) *conv2_out = c = c.detach().requires_grad_(true);
   if (conv2_in) *conv2_in = h;
-  if (conv2_out) *conv2_out = c;
-  torch::Tensor skip = down ? down_bn(down(x)) : x;
   return torch::relu(bn2(c) + skip);
 }
 
@@ -81,21 +88,29 @@ void NetImpl::set_domain(int64_t d) {
 
 torch::Tensor NetImpl::features(const torch::Tensor& x, torch::Tensor* last_in, torch::Tensor* last_out) {
   torch::Tensor h;
+  // Tracing (last_out asked for): the layers before the last convolution
+  // run without an autograd graph; only what follows it is differentiated.
+  std::optional<torch::NoGradGuard> no_graph;
+  if (last_out) no_graph.emplace();
   if (spec.arch == "cnn") {
     h = x;
     for (size_t k = 0; k < convs.size(); ++k) {
       torch::Tensor c = convs[k](h);
       if (k + 1 == convs.size()) {
         if (last_in) *last_in = h;
-        if (last_out) *last_out = c;
+        if (last_out) {
+          no_graph.reset();
+          *last_out = c = c.detach().requires_grad_(true);
+        }
       }
       h = torch::relu(conv_bns[k](c));
       if (k + 1 < convs.size()) h = torch::max_pool2d(h, 2);
     }
   } else {
     h = torch::relu(stem_bn(stem(x)));
-    for (size_t b = 0; b < blocks.size(); ++b)
-      h = b + 1 == blocks.size() ? blocks[b]->forward(h, last_in, last_out) : blocks[b]->forward(h);
+    for (size_t b = 0; b + 1 < blocks.size(); ++b) h = blocks[b]->forward(h);
+    no_graph.reset();  // the last block keeps its own guard up to its conv2
+    h = blocks.back()->forward(h, last_in, last_out);
   }
   return torch::adaptive_avg_pool2d(h, {1, 1}).flatten(1);
 }

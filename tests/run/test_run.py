@@ -55,6 +55,8 @@ class TinyRun(unittest.TestCase):
             self.assertEqual(sorted(set(scores["selector"])), ["knn", "leep", "lfc", "lgc"])
             self.assertTrue(np.isfinite(scores["value"]).all())
             self.assertEqual(f["scores"].attrs["variant.lfc"], "pearson-global-mean-gram-free")
+            # LGC's value depends on the sketch: m, K and the seed are part of its variant.
+            self.assertEqual(f["scores"].attrs["variant.lgc"], "ntk-trace-kronecker-sketch;m=2;K=256;seed=0")
             for col in ("lr", "epochs", "val_acc", "test_acc", "seconds", "ranks", "chosen"):
                 self.assertIn(col, ft)
             self.assertEqual(len(ft["lr"]), 4 * 2)  # x 2 learning rates
@@ -172,6 +174,27 @@ class BadInput(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         with h5py.File(os.path.join(self.results, "ts", "results.h5"), "r") as f:
             self.assertEqual(f["features/external-small/optdigits/features"].shape, (50, 16))
+
+    def test_every_selector_in_a_run(self):
+        zoo = self.tiny_zoo()
+        out = os.path.join(self.tmp, "all-results")
+        cfg = self.config(f"name: all\ntasks: [{{dataset: optdigits, shots: 8, test_per_class: 10}}]\n"
+                          f"zoo: {{manifest: {os.path.join(zoo, 'manifest.yaml')}}}\n"
+                          "finetune: {epochs: 2, lrs: [0.01]}\nextract: {sketch_dim: 256}\nselectors: [all]\n")
+        r = run("run", cfg, "--results-dir", out, "--quiet")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with h5py.File(os.path.join(out, "all", "results.h5"), "r") as f:
+            scores = table(f["scores"])
+            self.assertEqual(len(scores["value"]), 2 * 18)
+            self.assertTrue(np.isfinite(scores["value"]).all())
+            self.assertTrue((scores["seconds"] > 0).all())
+            self.assertEqual(len([k for k in f["scores"].attrs if k.startswith("variant.")]), 18)
+            ncti = scores["value"][scores["selector"] == "ncti"]
+            self.assertTrue(((ncti >= -1) & (ncti <= 2)).all())  # three terms min-max normalised over the zoo
+            shared = table(f["shared_costs"])
+            self.assertEqual(sorted(shared["what"]), ["probe_features", "source_class_means", "source_class_means"])
+            self.assertEqual(f["features/_probe/optdigits"].attrs["probe_model"], "generic")
+            self.assertEqual(f["source_domain/generic/class_means"].dtype, np.float64)
 
     def test_too_many_shots_and_one_class(self):
         zoo = self.tiny_zoo()

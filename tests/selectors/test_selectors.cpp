@@ -1,6 +1,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "../common.h"
 #include "zoobench/error.h"
 #include "zoobench/selector.h"
 
@@ -16,6 +17,9 @@ SelectorInputs random_inputs(int64_t n, int64_t d, int64_t c, uint64_t seed) {
   in.features = at::randn({n, d}, g, at::kDouble) + in.labels.to(at::kDouble).unsqueeze(1) * 0.5;
   in.source_probs = at::softmax(at::randn({n, 5}, g, at::kDouble), 1);
   in.grad_sketch = at::randn({n, 16}, g, at::kDouble);
+  in.probe_features = at::randn({n, 7}, g, at::kDouble) + in.labels.to(at::kDouble).unsqueeze(1);
+  in.source_class_means = at::randn({6, d}, g, at::kDouble);
+  in.source_class_counts = at::tensor({10.0, 3.0, 8.0, 20.0, 5.0, 12.0}, at::kDouble);
   return in;
 }
 
@@ -49,7 +53,7 @@ TEST(Contract, EverySelector) {
     EXPECT_FALSE(s->variant().empty());
     for (auto [n, d, c] : {std::tuple{40, 6, 3}, std::tuple{12, 30, 2}, std::tuple{25, 1, 5}}) {
       SelectorInputs in = random_inputs(n, d, c, 7);
-      if (d == 1 && s->name() == "parc") {  // row correlations of 1-D rows are undefined
+      if (d == 1 && (s->name() == "parc" || s->name() == "rsa")) {  // row correlations of 1-D rows are undefined
         EXPECT_THROW(s->score(in), DataError);
         continue;
       }
@@ -62,6 +66,7 @@ TEST(Contract, EverySelector) {
       p.labels = in.labels.index_select(0, perm);
       p.source_probs = in.source_probs.index_select(0, perm);
       p.grad_sketch = in.grad_sketch.index_select(0, perm);
+      p.probe_features = in.probe_features.index_select(0, perm);
       EXPECT_NEAR(s->score(p), v, 1e-9 * std::max(1.0, std::abs(v)));
       SelectorInputs r = in;
       r.labels = (c - 1) - in.labels;  // rename classes
@@ -71,6 +76,10 @@ TEST(Contract, EverySelector) {
     dup.features.narrow(0, 10, 10).copy_(dup.features.narrow(0, 0, 10));  // duplicate rows
     dup.features.select(1, 2).fill_(3.0);                                 // a constant column
     EXPECT_TRUE(std::isfinite(s->score(dup)));
+    SelectorInputs single = random_inputs(21, 5, 3, 9);
+    single.labels = at::arange(21, at::kLong).remainder(2) + 1;
+    single.labels[0] = 0;  // class 0 has one sample
+    EXPECT_TRUE(std::isfinite(s->score(single)));
   }
 }
 
@@ -92,6 +101,16 @@ TEST(Inputs, BadInputIsAnErrorNamingWho) {
   in = random_inputs(10, 3, 2, 1);
   in.source_probs = at::Tensor();
   EXPECT_THROW(validate_inputs(in, kNeedSourceProbs, "x"), DataError);
+  in = random_inputs(10, 3, 2, 1);
+  in.features = in.features.narrow(0, 0, 0);
+  in.labels = in.labels.narrow(0, 0, 0);
+  EXPECT_NE(zbtest::error_of([&] { validate_inputs(in, kNeedFeatures, "x"); }).find("N = 0"), std::string::npos);
+  in = random_inputs(10, 3, 2, 1);
+  in.probe_features = in.probe_features.narrow(0, 0, 8);
+  EXPECT_NE(zbtest::error_of([&] { validate_inputs(in, kNeedProbeFeatures, "x"); }).find("8 rows"), std::string::npos);
+  in = random_inputs(10, 3, 2, 1);
+  in.source_class_means = at::Tensor();
+  EXPECT_NE(zbtest::error_of([&] { validate_inputs(in, kNeedSourceDomain, "x"); }).find("source-domain"), std::string::npos);
 }
 
 TEST(Lfc, ClosedFormsAndDenseAgreement) {

@@ -119,7 +119,7 @@ TEST(GradSketch, EstimatesTheExactNtkTrace) {
   auto model = load_model(b.manifest, b.manifest.entries[0]);
   torch::manual_seed(5);
   at::Tensor x = torch::rand({6, 1, 32, 32});
-  at::Tensor s = model->grad_sketch(x, 64, 4096, 11).to(at::kDouble);
+  at::Tensor s = model->grad_sketch(x, 64, 64 * 4096, 11).to(at::kDouble);
   ASSERT_EQ(s.sizes(), (std::vector<int64_t>{6, 64 * 4096}));
   at::Tensor est = at::mm(s, s.t()) / 64.0;
   // Exact: one sample at a time, one logit at a time.
@@ -166,7 +166,7 @@ TEST(Extract, DeterministicAndSampled) {
   CellArrays a = extract_cell(*model, set, task, cfg, true, 9);
   CellArrays c = extract_cell(*model, set, task, cfg, true, 9);
   EXPECT_EQ(a.features.size(0), 36);
-  EXPECT_EQ(a.grad_sketch.sizes(), (std::vector<int64_t>{36, 128}));
+  EXPECT_EQ(a.grad_sketch.sizes(), (std::vector<int64_t>{36, 64}));  // K = 64 in all, 32 per combination
   EXPECT_TRUE(at::equal(a.features, c.features));
   EXPECT_TRUE(at::equal(a.source_logits, c.source_logits));
   EXPECT_TRUE(at::equal(a.grad_sketch, c.grad_sketch));

@@ -1,0 +1,65 @@
+// Scoring a zoo on a task: the arrays the chosen selectors need, each
+// computed once (features, source logits and sketches per cell; the probe
+// model's features per task; source-domain class means per model), then
+// every selector on every model, zoo-relative selectors (NCTI) combined last.
+// Shared by `zoobench score` and `zoobench run`.
+#pragma once
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "zoobench/config.h"
+#include "zoobench/dataset.h"
+#include "zoobench/extract.h"
+#include "zoobench/model.h"
+#include "zoobench/selector.h"
+#include "zoobench/task.h"
+
+namespace zoobench {
+
+struct ScoreRow {
+  std::string model, selector;
+  double value = 0;
+  double seconds = 0;  // the score itself plus the per-cell arrays it reads (features, sketches)
+};
+
+struct TaskScores {
+  std::vector<CellArrays> cells;  // one per model, in zoo order
+  at::Tensor probe_features;      // N x Dp float32 when a selector needs it
+  double probe_seconds = 0;       // shared by the task's cells, not in any row's seconds
+  std::vector<ScoreRow> rows;     // model-major, selectors in the given order
+};
+
+class ZooScorer {
+ public:
+  // data_dir: where the models' source domains are packed (Domain Similarity).
+  // Throws ConfigError when a selector needs a probe model the zoo lacks.
+  ZooScorer(std::vector<const Selector*> selectors, std::vector<Model*> models, ExtractConfig extract,
+            FinetuneConfig finetune, std::filesystem::path data_dir, uint64_t seed);
+  unsigned needs() const { return needs_; }
+  const Model* probe() const { return probe_; }
+  // The selector's variant plus the extraction settings its value depends on
+  // (sketch m, K and seed; the probe model and its fine-tune; source images per class).
+  std::string variant(const Selector& s) const;
+  TaskScores score_task(const ImageSet& set, const Task& task);
+  // Source-domain summaries computed so far, by model name (for storing).
+  const std::map<std::string, SourceSummary>& sources() const { return sources_; }
+
+ private:
+  const SourceSummary& source(Model& m);
+  std::vector<const Selector*> sels_;
+  std::vector<Model*> models_;
+  ExtractConfig extract_;
+  FinetuneConfig finetune_;
+  std::filesystem::path data_dir_;
+  uint64_t seed_;
+  unsigned needs_ = 0;
+  Model* probe_ = nullptr;
+  std::map<std::string, SourceSummary> sources_;
+};
+
+// Rank of every value, 1 = highest (ties share the smallest rank).
+std::vector<int> descending_ranks(const std::vector<double>& v);
+
+}  // namespace zoobench

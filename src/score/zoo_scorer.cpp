@@ -1,0 +1,137 @@
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include "zoobench/error.h"
+#include "zoobench/finetune.h"
+#include "zoobench/random.h"
+#include "zoobench/score.h"
+
+namespace zoobench {
+
+namespace {
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string names_needing(const std::vector<const Selector*>& sels, unsigned bit) {
+  std::string s;
+  for (auto* x : sels)
+    if (x->needs() & bit) s += (s.empty() ? "" : ", ") + x->name();
+  return s;
+}
+}  // namespace
+
+ZooScorer::ZooScorer(std::vector<const Selector*> selectors, std::vector<Model*> models, ExtractConfig extract,
+                     FinetuneConfig finetune, std::filesystem::path data_dir, uint64_t seed)
+    : sels_(std::move(selectors)), models_(std::move(models)), extract_(std::move(extract)),
+      finetune_(std::move(finetune)), data_dir_(std::move(data_dir)), seed_(seed) {
+  for (auto* s : sels_) needs_ |= s->needs();
+  if (needs_ & kNeedProbeFeatures) {
+    for (auto* m : models_)
+      if (extract_.probe_model.empty() ? m->entry().kind == "generic" : m->name() == extract_.probe_model) probe_ = m;
+    if (!probe_)
+      throw ConfigError("selector(s) " + names_needing(sels_, kNeedProbeFeatures) + " need a probe model: " +
+                        (extract_.probe_model.empty() ? std::string("the zoo has no generic entry; set extract.probe_model")
+                                                      : "the zoo has no entry '" + extract_.probe_model + "'"));
+  }
+}
+
+std::string ZooScorer::variant(const Selector& s) const {
+  std::string v = s.variant();
+  if (s.needs() & kNeedGradSketch)
+    v += ";m=" + std::to_string(extract_.lgc_projections) + ";K=" + std::to_string(extract_.sketch_dim) +
+         ";seed=" + std::to_string(seed_);
+  if ((s.needs() & kNeedProbeFeatures) && probe_) {
+    char lr[32];
+    std::snprintf(lr, sizeof lr, "%g", extract_.probe_lr);
+    v += ";probe=" + probe_->name() + ";probe_epochs=" + std::to_string(extract_.probe_epochs) + ";probe_lr=" + lr;
+  }
+  if (s.needs() & kNeedSourceDomain) v += ";source_per_class=" + std::to_string(extract_.source_per_class);
+  return v;
+}
+
+const SourceSummary& ZooScorer::source(Model& m) {
+  auto it = sources_.find(m.name());
+  if (it == sources_.end())
+    it = sources_.emplace(m.name(), source_summary(m, data_dir_, extract_.source_per_class, extract_.batch_size,
+                                                   derive_seed(seed_, "source")))
+             .first;
+  return it->second;
+}
+
+TaskScores ZooScorer::score_task(const ImageSet& set, const Task& task) {
+  TaskScores out;
+  const int64_t classes = static_cast<int64_t>(task.classes());
+  std::vector<SelectorInputs> inputs;
+  for (Model* m : models_) {
+    const uint64_t seed = derive_seed(seed_, m->name() + "/" + task.spec.name);
+    const bool sketch = (needs_ & kNeedGradSketch) != 0;
+    if (sketch && m->entry().format != "builtin")
+      throw DataError("model '" + m->name() + "': selector(s) " + names_needing(sels_, kNeedGradSketch) +
+                      " need gradient sketches, which need a zoobench architecture (this entry is " + m->entry().format + ")");
+    out.cells.push_back(extract_cell(*m, set, task, extract_, sketch, seed));
+    const CellArrays& arr = out.cells.back();
+    SelectorInputs in;
+    in.features = arr.features.to(at::kDouble);
+    in.labels = arr.labels;
+    in.classes = classes;
+    if (needs_ & kNeedSourceProbs) {
+      if (!arr.source_logits.defined())
+        throw DataError("model '" + m->name() + "': selector(s) " + names_needing(sels_, kNeedSourceProbs) +
+                        " need source logits, and this entry has no source head");
+      in.source_probs = at::softmax(arr.source_logits.to(at::kDouble), 1);
+    }
+    if (arr.grad_sketch.defined()) in.grad_sketch = arr.grad_sketch.to(at::kDouble);
+    if (needs_ & kNeedSourceDomain) {
+      const SourceSummary& s = source(*m);
+      in.source_class_means = s.means;
+      in.source_class_counts = s.counts;
+    }
+    inputs.push_back(std::move(in));
+  }
+  if (needs_ & kNeedProbeFeatures) {
+    auto t0 = std::chrono::steady_clock::now();
+    out.probe_features = probe_features(*probe_, set, task, finetune_, extract_.probe_lr, extract_.probe_epochs,
+                                        out.cells.front().indices, derive_seed(seed_, "probe/" + task.spec.name));
+    out.probe_seconds = since(t0);
+    for (auto& in : inputs) in.probe_features = out.probe_features.to(at::kDouble);
+  }
+  // terms[selector][model]; zoo-relative selectors are combined once every model is in.
+  std::vector<std::vector<std::vector<double>>> terms(sels_.size());
+  std::vector<std::vector<double>> secs(sels_.size());
+  for (size_t m = 0; m < models_.size(); ++m) {
+    const std::string who = "model '" + models_[m]->name() + "', task '" + task.spec.name + "'";
+    for (size_t k = 0; k < sels_.size(); ++k) {
+      const Selector* s = sels_[k];
+      validate_inputs(inputs[m], s->needs(), who + ", selector '" + s->name() + "'");
+      auto t0 = std::chrono::steady_clock::now();
+      std::vector<double> t = s->terms(inputs[m]);
+      double sec = since(t0);
+      if (s->needs() & (kNeedFeatures | kNeedSourceProbs)) sec += out.cells[m].seconds_features;  // one forward pass gives both
+      if (s->needs() & kNeedGradSketch) sec += out.cells[m].seconds_sketch;
+      for (double x : t)
+        if (!std::isfinite(x)) throw DataError(who + ": selector '" + s->name() + "' gave a non-finite score");
+      terms[k].push_back(std::move(t));
+      secs[k].push_back(sec);
+    }
+  }
+  std::vector<std::vector<double>> values(sels_.size());
+  for (size_t k = 0; k < sels_.size(); ++k) values[k] = sels_[k]->combine(terms[k]);
+  for (size_t m = 0; m < models_.size(); ++m)
+    for (size_t k = 0; k < sels_.size(); ++k)
+      out.rows.push_back({models_[m]->name(), sels_[k]->name(), values[k][m], secs[k][m]});
+  return out;
+}
+
+std::vector<int> descending_ranks(const std::vector<double>& v) {
+  std::vector<int> r(v.size());
+  for (size_t i = 0; i < v.size(); ++i)
+    r[i] = 1 + static_cast<int>(std::count_if(v.begin(), v.end(), [&](double x) { return x > v[i]; }));
+  return r;
+}
+
+}  // namespace zoobench

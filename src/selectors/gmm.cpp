@@ -1,0 +1,109 @@
+#include "gmm.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <limits>
+
+#include "zoobench/random.h"
+
+namespace zoobench::detail {
+
+namespace {
+
+at::Tensor squared_distances(const at::Tensor& x, const at::Tensor& c) {
+  at::Tensor d = (x * x).sum(1, true) + (c * c).sum(1).unsqueeze(0) - 2 * at::mm(x, c.t());
+  return d.clamp_min(0);
+}
+
+// Greedy k-means++ (scikit-learn's: 2 + ln k candidate centres per step, the
+// one that lowers the potential most wins).
+at::Tensor seeds(const at::Tensor& x, int64_t k, Rng& rng) {
+  const int64_t n = x.size(0);
+  std::vector<int64_t> chosen{static_cast<int64_t>(rng.below(static_cast<uint64_t>(n)))};
+  at::Tensor closest = squared_distances(x, x.index_select(0, at::tensor(chosen))).squeeze(1);
+  const int trials = 2 + static_cast<int>(std::log(static_cast<double>(k)));
+  for (int64_t c = 1; c < k; ++c) {
+    at::Tensor cum = closest.cumsum(0);
+    const double total = cum[n - 1].item<double>();
+    std::vector<int64_t> cand;
+    auto ca = cum.accessor<double, 1>();
+    for (int t = 0; t < trials; ++t) {
+      const double r = rng.uniform() * total;
+      int64_t lo = 0, hi = n - 1;
+      while (lo < hi) {  // first index with cum > r
+        int64_t mid = (lo + hi) / 2;
+        if (ca[mid] > r) hi = mid;
+        else lo = mid + 1;
+      }
+      cand.push_back(lo);
+    }
+    at::Tensor dc = at::minimum(squared_distances(x, x.index_select(0, at::tensor(cand))).t(), closest.unsqueeze(0));
+    const int64_t best = dc.sum(1).argmin().item<int64_t>();
+    chosen.push_back(cand[static_cast<size_t>(best)]);
+    closest = dc[best];
+  }
+  return x.index_select(0, at::tensor(chosen));
+}
+
+struct Params {
+  at::Tensor weights, means, chol;  // K, K x d, K x d x d (lower Cholesky factors of the covariances)
+};
+
+Params m_step(const at::Tensor& x, const at::Tensor& resp, double reg) {
+  const int64_t d = x.size(1);
+  at::Tensor nk = resp.sum(0) + 10 * std::numeric_limits<double>::epsilon();  // K
+  at::Tensor means = at::mm(resp.t(), x) / nk.unsqueeze(1);                    // K x d
+  at::Tensor diff = x.unsqueeze(0) - means.unsqueeze(1);                       // K x N x d
+  at::Tensor cov = at::bmm((diff * resp.t().unsqueeze(2)).transpose(1, 2), diff) / nk.view({-1, 1, 1});
+  cov = cov + reg * at::eye(d, x.options());
+  return {nk / static_cast<double>(x.size(0)), means, at::linalg_cholesky(cov)};
+}
+
+// log p(x_i, component k): N x K.
+at::Tensor weighted_log_prob(const at::Tensor& x, const Params& p) {
+  const int64_t d = x.size(1);
+  at::Tensor diff = (x.unsqueeze(0) - p.means.unsqueeze(1)).transpose(1, 2);  // K x d x N
+  at::Tensor z = at::linalg_solve_triangular(p.chol, diff, /*upper=*/false);  // K x d x N
+  at::Tensor maha = (z * z).sum(1).t();                                        // N x K
+  at::Tensor logdet = at::log(at::diagonal(p.chol, 0, 1, 2)).sum(1);           // K: half log det
+  return -0.5 * (static_cast<double>(d) * std::log(2 * M_PI) + maha) - logdet + at::log(p.weights);
+}
+
+}  // namespace
+
+at::Tensor kmeans(const at::Tensor& x, int64_t k, uint64_t seed, int max_iter) {
+  Rng rng(seed);
+  at::Tensor centres = seeds(x, k, rng), labels;
+  for (int it = 0; it < max_iter; ++it) {
+    at::Tensor next = squared_distances(x, centres).argmin(1);
+    if (labels.defined() && at::equal(next, labels)) break;
+    labels = next;
+    at::Tensor onehot = at::one_hot(labels, k).to(x.scalar_type());
+    at::Tensor counts = onehot.sum(0).unsqueeze(1);
+    at::Tensor sums = at::mm(onehot.t(), x);
+    // An emptied cluster keeps its centre.
+    centres = at::where(counts > 0, sums / counts.clamp_min(1), centres);
+  }
+  return labels;
+}
+
+at::Tensor gmm_posteriors(const at::Tensor& x, const GmmOptions& opt) {
+  const int64_t k = std::min<int64_t>(opt.components, x.size(0));
+  at::Tensor resp = at::one_hot(kmeans(x, k, opt.seed), k).to(x.scalar_type());
+  Params p = m_step(x, resp, opt.reg_covar);
+  double lower = -std::numeric_limits<double>::infinity();
+  for (int it = 0; it < opt.max_iter; ++it) {
+    at::Tensor wlp = weighted_log_prob(x, p);
+    at::Tensor norm = at::logsumexp(wlp, 1, true);
+    p = m_step(x, at::exp(wlp - norm), opt.reg_covar);
+    const double next = norm.mean().item<double>();
+    const bool done = std::abs(next - lower) < opt.tol;
+    lower = next;
+    if (done) break;
+  }
+  at::Tensor wlp = weighted_log_prob(x, p);
+  return at::exp(wlp - at::logsumexp(wlp, 1, true));
+}
+
+}  // namespace zoobench::detail

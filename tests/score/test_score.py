@@ -1,0 +1,159 @@
+"""`zoobench score` end to end on the tiny zoo and the real packed data: the
+table, --json, --list, --save-arrays read back with h5py and recomputed
+with numpy/scipy/scikit-learn, and bad input."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import h5py
+import numpy as np
+import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import reference  # noqa: E402
+
+ZOOBENCH = os.environ.get("ZOOBENCH", "build/zoobench")
+SOURCE_DIR = os.environ.get("ZB_SOURCE_DIR", ".")
+DATA = os.environ.get("ZOOBENCH_DATA_DIR", "data")
+TINY = os.path.join(SOURCE_DIR, "configs", "tiny.yaml")
+EIGHTEEN = ["dds", "domain_similarity", "gbc", "hscore", "hscore_shrink", "knn", "leep", "lfc", "lgc",
+            "linear_probe", "logme", "nce", "ncti", "nleep", "parc", "rsa", "sfda", "transrate"]
+
+
+def run(*args):
+    return subprocess.run([ZOOBENCH, *args], capture_output=True, text=True, timeout=600)
+
+
+class Score(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="zoobench-score-")
+        zoo = os.path.join(cls.tmp, "zoo")
+        r = run("zoo", "train", TINY, "--zoo-dir", zoo, "--data-dir", DATA, "--quiet")
+        assert r.returncode == 0, r.stderr
+        cls.manifest = os.path.join(zoo, "manifest.yaml")
+        cls.target = os.path.join(DATA, "opencv-digits.h5")
+        cls.arrays = os.path.join(cls.tmp, "arrays.h5")
+        cls.json_run = run("score", "--zoo", cls.manifest, "--data", cls.target, "--data-dir", DATA,
+                           "--task-spec", "{shots: 12, seed: 3}", "--json", "--save-arrays", cls.arrays,
+                           "--threads", "2")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def assertFailsCleanly(self, r, code, *needles):
+        self.assertEqual(r.returncode, code, r.stderr)
+        lines = [l for l in r.stderr.splitlines() if l.strip()]
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertTrue(lines[0].startswith("zoobench: error: "), r.stderr)
+        for n in needles:
+            self.assertIn(n, lines[0])
+
+    def test_list_names_every_selector_with_its_variant(self):
+        r = run("score", "--list")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = [l.split() for l in r.stdout.splitlines()[1:]]
+        self.assertEqual([row[0] for row in rows], EIGHTEEN)
+        self.assertTrue(all(len(row) >= 3 for row in rows))
+
+    def test_json_ranks_every_model_by_every_selector(self):
+        self.assertEqual(self.json_run.returncode, 0, self.json_run.stderr)
+        j = json.loads(self.json_run.stdout)
+        self.assertEqual(j["task"]["samples"], 120)  # 10 classes x 12 shots
+        self.assertEqual(sorted(j["variants"]), EIGHTEEN)
+        self.assertIn("m=4;K=4096;seed=0", j["variants"]["lgc"])
+        self.assertIn("probe=generic", j["variants"]["rsa"])
+        rows = j["scores"]
+        self.assertEqual(len(rows), 2 * 18)
+        for sel in EIGHTEEN:
+            mine = [r for r in rows if r["selector"] == sel]
+            self.assertTrue(all(np.isfinite(r["value"]) and r["seconds"] >= 0 for r in mine))
+            best = max(mine, key=lambda r: r["value"])
+            self.assertEqual(best["rank"], 1, sel)
+        self.assertGreater(j["shared_seconds"]["probe_features"]["seconds"], 0)
+
+    def test_table(self):
+        r = run("score", "--zoo", self.manifest, "--data", self.target, "--selectors", "lfc,leep,knn",
+                "--task-spec", "shots: 5", "--threads", "2")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertIn("2 models x 3 selectors on 'opencv-digits' (10 classes, 50 samples)", lines[0])
+        self.assertEqual(lines[1].split(), ["model", "lfc", "leep", "knn"])
+        self.assertEqual({l.split()[0] for l in lines[2:4]}, {"mnist-cnn", "generic"})
+        self.assertTrue(lines[4].startswith("seconds"))
+        self.assertEqual(sorted(l.split()[2] for l in lines[2:4]), ["(1)", "(2)"])
+
+    def test_saved_arrays_recompute_to_the_same_scores(self):
+        self.assertEqual(self.json_run.returncode, 0, self.json_run.stderr)
+        with h5py.File(self.arrays, "r") as f:
+            t = f["scores"]
+            table = {(m.decode(), s.decode()): v for m, s, v in zip(t["model"][:], t["selector"][:], t["value"][:])}
+            self.assertEqual(len(table), 36)
+            probe = f["_probe/features"][:].astype(np.float64)
+            self.assertEqual(f["_probe"].attrs["model"], "generic")
+            terms = {}
+            for model in ("mnist-cnn", "generic"):
+                g = f[model]
+                x, y = g["features"][:].astype(np.float64), g["labels"][:]
+                self.assertEqual(g["features"].dtype, np.float32)
+                self.assertEqual(y.dtype, np.int64)
+                self.assertEqual(x.shape[0], 120)
+                p = g["source_probs"][:]
+                np.testing.assert_allclose(p.sum(1), 1, rtol=1e-12)
+                got = lambda s: table[(model, s)]  # noqa: E731
+                with self.subTest(model=model):
+                    self.assertAlmostEqual(got("lfc"), reference.lfc(x, y), delta=1e-9)
+                    self.assertAlmostEqual(got("lgc"), reference.lfc(g["grad_sketch"][:], y), delta=1e-9)
+                    self.assertAlmostEqual(got("leep"), reference.leep(p, y, 10), delta=1e-9)
+                    self.assertAlmostEqual(got("nce"), reference.nce(p, y, 10), delta=1e-9)
+                    self.assertAlmostEqual(got("hscore"), reference.hscore(x, y), delta=1e-6 * abs(got("hscore")))
+                    self.assertEqual(got("knn"), reference.knn(x, y))
+                    self.assertAlmostEqual(got("rsa"), reference.rsa(x, probe), delta=1e-9)
+                    self.assertAlmostEqual(got("dds"), reference.dds(x, probe), delta=1e-9)
+                    ds = reference.domain_similarity(x, y, g["source_class_means"][:], g["source_class_counts"][:])
+                    self.assertAlmostEqual(got("domain_similarity"), ds, delta=1e-6)
+                terms[model] = reference.ncti_terms(x, y)
+            ncti = reference.ncti_zoo([terms["mnist-cnn"], terms["generic"]])
+            self.assertAlmostEqual(table[("mnist-cnn", "ncti")], ncti[0], delta=1e-6)
+            self.assertAlmostEqual(table[("generic", "ncti")], ncti[1], delta=1e-6)
+
+    def test_bad_input(self):
+        r = run("score", "--zoo", self.manifest, "--data", self.target, "--selectors", "lfc,logmee")
+        self.assertFailsCleanly(r, 2, "unknown selector 'logmee'", "linear_probe")
+        r = run("score", "--zoo", self.manifest, "--data", self.target, "--task-spec", "{shots: 5, colour: red}")
+        self.assertFailsCleanly(r, 2, "--task-spec", "colour")
+        r = run("score", "--zoo", self.manifest, "--data", self.target, "--task-spec", "{shots: 5000}")
+        self.assertFailsCleanly(r, 3, "5000")
+        r = run("score", "--zoo", self.manifest, "--data", os.path.join(self.tmp, "nope.h5"))
+        self.assertFailsCleanly(r, 3, "nope.h5")
+        r = run("score", "--zoo", self.manifest)
+        self.assertFailsCleanly(r, 2, "--data")
+        # A feature extractor without a source head: LEEP cannot score it; nothing is written.
+        ts = os.path.join(self.tmp, "ts")
+        subprocess.run(["/usr/bin/python3", os.path.join(SOURCE_DIR, "tools", "export_torchscript.py"), ts],
+                       check=True, capture_output=True)
+        manifest = os.path.join(ts, "manifest.yaml")
+        with open(manifest) as fh:
+            doc = yaml.safe_load(fh)
+        for e in doc["models"] if "models" in doc else doc["entries"]:
+            e["logits_method"] = ""
+        with open(manifest, "w") as fh:
+            yaml.safe_dump(doc, fh)
+        out = os.path.join(self.tmp, "bad-arrays.h5")
+        r = run("score", "--zoo", manifest, "--data", os.path.join(DATA, "optdigits.h5"), "--selectors", "lfc,leep",
+                "--save-arrays", out)
+        self.assertFailsCleanly(r, 3, "model 'external-small'", "leep", "no source head")
+        self.assertFalse(os.path.exists(out))
+        r = run("score", "--zoo", manifest, "--data", os.path.join(DATA, "optdigits.h5"), "--selectors", "lfc,knn")
+        self.assertEqual(r.returncode, 0, r.stderr)  # without logits-based selectors it scores
+        r = run("score", "--zoo", manifest, "--data", os.path.join(DATA, "optdigits.h5"), "--selectors", "rsa")
+        self.assertFailsCleanly(r, 2, "rsa", "probe model", "generic")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,143 @@
+// Closed forms and direct dense forms, one block per selector.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "zoobench/error.h"
+#include "zoobench/selector.h"
+
+using namespace zoobench;
+
+namespace {
+
+SelectorInputs clusters(int64_t n, int64_t d, int64_t c, double spread, uint64_t seed) {
+  at::Generator g = at::detail::createCPUGenerator(seed);
+  SelectorInputs in;
+  in.classes = c;
+  in.labels = at::arange(n, at::kLong).remainder(c);
+  at::Tensor centres = at::randn({c, d}, g, at::kDouble) * spread;
+  in.features = centres.index_select(0, in.labels) + at::randn({n, d}, g, at::kDouble);
+  return in;
+}
+
+// LogME the long way: the same fixed point with A = alpha I + beta F^T F
+// inverted densely, and the evidence as the N-dimensional Gaussian
+// log-density log N(y | 0, F F^T / alpha + I / beta), via Cholesky.
+double logme_dense(const at::Tensor& f, const at::Tensor& labels, int64_t classes) {
+  const int64_t n = f.size(0), d = f.size(1);
+  at::Tensor ftf = at::mm(f.t(), f), eye_d = at::eye(d, at::kDouble), eye_n = at::eye(n, at::kDouble);
+  at::Tensor sigma = at::linalg_eigvalsh(ftf).clamp_min(0);
+  double total = 0;
+  for (int64_t c = 0; c < classes; ++c) {
+    at::Tensor y = (labels == c).to(at::kDouble);
+    double alpha = 1, beta = 1;
+    for (int it = 0; it < 11; ++it) {
+      const double t = alpha / beta;
+      at::Tensor m = at::linalg_solve(ftf + t * eye_d, at::mv(f.t(), y));
+      const double gamma = (sigma / (sigma + t)).sum().item<double>();
+      alpha = gamma / m.dot(m).item<double>();
+      beta = (static_cast<double>(n) - gamma) / (y - at::mv(f, m)).pow(2).sum().item<double>();
+      if (std::abs(alpha / beta - t) / t <= 1e-3) break;
+    }
+    at::Tensor cov = at::mm(f, f.t()) / alpha + eye_n / beta;
+    at::Tensor l = at::linalg_cholesky(cov);
+    at::Tensor z = at::linalg_solve_triangular(l, y.unsqueeze(1), false);
+    const double logpdf = -0.5 * z.pow(2).sum().item<double>() - at::log(at::diagonal(l)).sum().item<double>() -
+                          0.5 * static_cast<double>(n) * std::log(2 * M_PI);
+    total += logpdf / static_cast<double>(n);
+  }
+  return total / static_cast<double>(classes);
+}
+
+}  // namespace
+
+TEST(LogMe, EqualsTheDenseGaussianEvidence) {
+  for (auto [n, d] : {std::pair{60, 5}, std::pair{15, 40}}) {  // N > D and D > N (zero eigenvalues)
+    SelectorInputs in = clusters(n, d, 3, 1.0, 11);
+    const double fast = selector("logme").score(in), dense = logme_dense(in.features, in.labels, 3);
+    EXPECT_NEAR(fast, dense, 1e-9 * std::abs(dense)) << "N=" << n << " D=" << d;
+  }
+}
+
+TEST(HScore, ZeroWithoutLabelInformationAndRankWithoutNoise) {
+  at::Generator g = at::detail::createCPUGenerator(5);
+  SelectorInputs in;
+  in.classes = 2;
+  in.labels = at::randint(2, {20000}, g, at::kLong);
+  in.features = at::randn({20000, 4}, g, at::kDouble);  // independent of the labels
+  EXPECT_NEAR(selector("hscore").score(in), 0.0, 2e-3);
+  EXPECT_NEAR(selector("hscore_shrink").score(in), 0.0, 2e-3);
+  // Features equal to their class means: cov_g = cov_f, H = tr(pinv(cov_f) cov_f) = C - 1.
+  SelectorInputs c = clusters(40, 6, 4, 3.0, 2);
+  c.features = at::randn({4, 6}, g, at::kDouble).index_select(0, c.labels);
+  EXPECT_NEAR(selector("hscore").score(c), 3.0, 1e-8);
+}
+
+TEST(NLeep, SeparatedClustersScoreZero) {
+  SelectorInputs in = clusters(60, 3, 3, 100.0, 4);
+  EXPECT_NEAR(selector("nleep").score(in), 0.0, 1e-6);
+  SelectorInputs noise = clusters(60, 3, 3, 0.0, 4);  // labels carry nothing: about log(1/3)
+  EXPECT_LT(selector("nleep").score(noise), -0.5);
+}
+
+TEST(LinearProbe, SeparableIsPerfectNoiseIsNot) {
+  EXPECT_DOUBLE_EQ(selector("linear_probe").score(clusters(80, 10, 4, 20.0, 6)), 1.0);
+  at::Generator g = at::detail::createCPUGenerator(8);
+  SelectorInputs noise = clusters(200, 10, 2, 0.0, 6);
+  noise.labels = at::randint(2, {200}, g, at::kLong);
+  EXPECT_LT(selector("linear_probe").score(noise), 0.7);
+}
+
+TEST(ProbeScores, AProbeEqualToTheCandidateScoresOne) {
+  SelectorInputs in = clusters(30, 8, 3, 2.0, 9);
+  in.probe_features = in.features.clone();
+  EXPECT_NEAR(selector("rsa").score(in), 1.0, 1e-12);
+  EXPECT_NEAR(selector("dds").score(in), 1.0, 1e-12);
+  in.probe_features = in.features * 4.0 + 1.0;  // correlation RDMs and z-scores ignore affine maps
+  EXPECT_NEAR(selector("rsa").score(in), 1.0, 1e-12);
+  EXPECT_NEAR(selector("dds").score(in), 1.0, 1e-12);
+  in.probe_features = at::randn({30, 8}, at::detail::createCPUGenerator(1), at::kDouble);
+  EXPECT_LT(std::abs(selector("rsa").score(in)), 0.3);
+  in.features = in.features.narrow(0, 0, 3);
+  in.labels = in.labels.narrow(0, 0, 3);
+  in.probe_features = in.probe_features.narrow(0, 0, 3);
+  EXPECT_THROW(selector("dds").score(in), DataError);  // debiased CKA needs N >= 4
+}
+
+TEST(DomainSimilarity, TranslatedDomainsAreTheShiftApart) {
+  SelectorInputs in = clusters(40, 5, 4, 3.0, 3);
+  at::Tensor onehot = at::one_hot(in.labels, 4).to(at::kDouble);
+  at::Tensor means = at::mm(onehot.t(), in.features) / onehot.sum(0).unsqueeze(1);
+  at::Tensor shift = at::tensor({3.0, 0.0, 4.0, 0.0, 0.0}, at::kDouble);  // |shift| = 5
+  // Source: the target's class means shifted, same class sizes, plus a class of 4 images (ignored).
+  in.source_class_means = at::cat({means + shift, at::full({1, 5}, 1000.0, at::kDouble)});
+  in.source_class_counts = at::tensor({10.0, 10.0, 10.0, 10.0, 4.0}, at::kDouble);
+  EXPECT_NEAR(selector("domain_similarity").score(in), std::exp(-0.01 * 5.0), 1e-9);
+  in.source_class_means = at::cat({means, at::full({1, 5}, 1000.0, at::kDouble)});
+  EXPECT_NEAR(selector("domain_similarity").score(in), 1.0, 1e-12);
+  in.source_class_counts = at::tensor({1.0, 2.0, 3.0, 4.0, 4.0}, at::kDouble);
+  EXPECT_THROW(selector("domain_similarity").score(in), DataError);  // no class with 5 images
+}
+
+TEST(Ncti, MinMaxOverTheZoo) {
+  const Selector& s = selector("ncti");
+  std::vector<std::vector<double>> terms = {{10, 0.5, 2}, {20, 0.9, 1}, {15, 0.7, 3}};
+  std::vector<double> v = s.combine(terms);
+  EXPECT_NEAR(v[0], 0.0 + 0.0 - 0.5, 1e-12);
+  EXPECT_NEAR(v[1], 1.0 + 1.0 - 0.0, 1e-12);
+  EXPECT_NEAR(v[2], 0.5 + 0.5 - 1.0, 1e-12);
+  // Separated clusters collapse better than noise: higher raw class-probability term.
+  std::vector<double> good = s.terms(clusters(60, 8, 3, 50.0, 2)), bad = s.terms(clusters(60, 8, 3, 0.0, 2));
+  ASSERT_EQ(good.size(), 3u);
+  EXPECT_GT(good[1], bad[1]);
+  EXPECT_GT(s.combine({good, bad})[0], s.combine({good, bad})[1]);
+}
+
+// Every selector on the registry's list from the issue is registered.
+TEST(Registry, TheEighteenScores) {
+  for (const char* n : {"lfc", "lgc", "leep", "nce", "logme", "hscore", "hscore_shrink", "nleep", "gbc", "transrate",
+                        "sfda", "parc", "knn", "linear_probe", "rsa", "dds", "domain_similarity", "ncti"})
+    EXPECT_NO_THROW(selector(n)) << n;
+  EXPECT_EQ(all_selectors().size(), 18u);
+}
