@@ -104,13 +104,13 @@ TEST(Inputs, BadInputIsAnErrorNamingWho) {
   in = random_inputs(10, 3, 2, 1);
   in.features = in.features.narrow(0, 0, 0);
   in.labels = in.labels.narrow(0, 0, 0);
-  EXPECT_NE(zbtest::error_of([&] { validate_inputs(in, kNeedFeatures, "x"); }).find("N = 0"), std::string::npos);
+  EXPECT_NE(zbtest::error_of<DataError>([&] { validate_inputs(in, kNeedFeatures, "x"); }).find("N = 0"), std::string::npos);
   in = random_inputs(10, 3, 2, 1);
   in.probe_features = in.probe_features.narrow(0, 0, 8);
-  EXPECT_NE(zbtest::error_of([&] { validate_inputs(in, kNeedProbeFeatures, "x"); }).find("8 rows"), std::string::npos);
+  EXPECT_NE(zbtest::error_of<DataError>([&] { validate_inputs(in, kNeedProbeFeatures, "x"); }).find("8 rows"), std::string::npos);
   in = random_inputs(10, 3, 2, 1);
   in.source_class_means = at::Tensor();
-  EXPECT_NE(zbtest::error_of([&] { validate_inputs(in, kNeedSourceDomain, "x"); }).find("source-domain"), std::string::npos);
+  EXPECT_NE(zbtest::error_of<DataError>([&] { validate_inputs(in, kNeedSourceDomain, "x"); }).find("source-domain"), std::string::npos);
 }
 
 TEST(Lfc, ClosedFormsAndDenseAgreement) {
