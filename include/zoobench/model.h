@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace zoobench {
@@ -60,6 +61,8 @@ class Model {
   const std::string& name() const { return entry_.name; }
   virtual at::Tensor features(const at::Tensor& x) = 0;  // N x D, eval mode, no graph
   virtual at::Tensor logits(const at::Tensor& x) = 0;    // N x source classes
+  // Both from one forward pass where the architecture allows (extraction's hot path).
+  virtual std::pair<at::Tensor, at::Tensor> features_and_logits(const at::Tensor& x) { return {features(x), logits(x)}; }
   // TorchScript entries with logits_method "" are feature extractors without a source head.
   bool has_source_head() const { return entry_.format != "torchscript" || !entry_.logits_method.empty(); }
   virtual int64_t feature_dim() = 0;

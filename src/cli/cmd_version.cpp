@@ -107,8 +107,12 @@ int cmd_version(const Args& args) {
   }
   if (blas.reference)
     std::fprintf(stderr,
-                 "zoobench: warning: libtorch runs on the slow reference BLAS; apt-get install libopenblas0-pthread "
+                 "zoobench: warning: libtorch runs on the slow reference BLAS; apt-get install libopenblas0-openmp "
                  "(tools/setup does)\n");
+  else if (blas.path.find("openblas-pthread") != std::string::npos)
+    std::fprintf(stderr,
+                 "zoobench: warning: the pthread OpenBLAS keeps its own thread pool, which spins against libtorch's "
+                 "OpenMP threads; select libopenblas0-openmp with update-alternatives (tools/setup does)\n");
   return 0;
 }
 

@@ -41,8 +41,13 @@ CellArrays extract_cell(Model& model, const ImageSet& set, const Task& task, con
     std::vector<int64_t> batch(out.indices.begin() + static_cast<ptrdiff_t>(lo),
                                out.indices.begin() + static_cast<ptrdiff_t>(std::min(out.indices.size(), lo + cfg.batch_size)));
     at::Tensor x = images_tensor(set, batch, channels);
-    feats.push_back(model.features(x));
-    if (model.has_source_head()) logits.push_back(model.logits(x));
+    if (model.has_source_head()) {
+      auto [f, z] = model.features_and_logits(x);
+      feats.push_back(f);
+      logits.push_back(z);
+    } else {
+      feats.push_back(model.features(x));
+    }
   }
   auto t1 = std::chrono::steady_clock::now();
   out.features = at::cat(feats).to(at::kFloat).contiguous();

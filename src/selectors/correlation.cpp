@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "linalg.h"
 #include "zoobench/error.h"
 
 namespace zoobench::detail {
@@ -15,8 +16,7 @@ double kernel_label_correlation(const at::Tensor& x_in, const at::Tensor& labels
   at::Tensor s = x.sum(0);                                           // sum_i f_i
   double sum_theta = s.dot(s).item<double>();
   // sum Theta^2 = ||X^T X||_F^2 = ||X X^T||_F^2: take the smaller Gram, O(N D min(N, D)).
-  at::Tensor gram = x.size(1) <= x.size(0) ? at::mm(x.t(), x) : at::mm(x, x.t());
-  double sum_theta2 = gram.pow(2).sum().item<double>();
+  double sum_theta2 = symmetric_sq_norm(x.size(1) <= x.size(0) ? gram_cols_lower(x) : gram_rows_lower(x));
   at::Tensor counts = onehot.sum(0);
   double sum_k = 2.0 * counts.pow(2).sum().item<double>() - n * n;  // K = 2 O O^T - 1
   double sum_k2 = n * n;

@@ -5,31 +5,52 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <vector>
 
+#include "linalg.h"
 #include "zoobench/error.h"
 #include "zoobench/selector.h"
 
 namespace zoobench {
 namespace {
 
-at::Tensor cosine_rdm(const at::Tensor& f) {
+// 1 - cosine similarity of the z-scored rows; only the lower triangle is filled.
+at::Tensor cosine_rdm_lower(const at::Tensor& f) {
   at::Tensor x = f.to(at::kDouble);
   at::Tensor sd = x.std(0, /*unbiased=*/false, true);
   x = (x - x.mean(0, true)) / at::where(sd > 0, sd, at::ones_like(sd));
   x = x / x.norm(2, 1, true).clamp_min(1e-300);  // an all-zero row is similar to nothing
-  return 1 - at::mm(x, x.t());
+  return detail::gram_rows_lower(x);                // the similarities; the RDM is 1 - them
 }
 
-double hsic_unbiased(const at::Tensor& k_in, const at::Tensor& l_in) {
-  at::Tensor k = k_in.clone(), l = l_in.clone();
-  k.fill_diagonal_(0);
-  l.fill_diagonal_(0);
-  const double n = static_cast<double>(k.size(0));
-  at::Tensor k1 = k.sum(1), l1 = l.sum(1);
-  const double trace_kl = (k * l).sum().item<double>();  // tr(K L) for symmetric L
-  const double sum_k = k1.sum().item<double>(), sum_l = l1.sum().item<double>();
-  const double cross = k1.dot(l1).item<double>();  // 1^T K L 1
-  return (trace_kl + sum_k * sum_l / ((n - 1) * (n - 2)) - 2.0 * cross / (n - 2)) / (n * (n - 3));
+// The three unbiased HSIC estimates (K with L, K with K, L with L) from one
+// pass over the lower triangles. K, L have zero diagonals (an RDM's own).
+struct Hsic {
+  double kl, kk, ll;
+};
+Hsic hsic_unbiased(const at::Tensor& sim_k, const at::Tensor& sim_l) {
+  const int64_t n = sim_k.size(0);
+  const double* pk = sim_k.data_ptr<double>();
+  const double* pl = sim_l.data_ptr<double>();
+  std::vector<double> k1(static_cast<size_t>(n), 0.0), l1(static_cast<size_t>(n), 0.0);
+  double skl = 0, skk = 0, sll = 0;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < i; ++j) {
+      const double k = 1 - pk[i * n + j], l = 1 - pl[i * n + j];
+      skl += k * l, skk += k * k, sll += l * l;
+      k1[static_cast<size_t>(i)] += k, k1[static_cast<size_t>(j)] += k;
+      l1[static_cast<size_t>(i)] += l, l1[static_cast<size_t>(j)] += l;
+    }
+  double sk = 0, sl = 0, ckl = 0, ckk = 0, cll = 0;
+  for (size_t i = 0; i < k1.size(); ++i) {
+    sk += k1[i], sl += l1[i];
+    ckl += k1[i] * l1[i], ckk += k1[i] * k1[i], cll += l1[i] * l1[i];
+  }
+  const double nn = static_cast<double>(n);
+  auto h = [&](double trace, double sa, double sb, double cross) {
+    return (trace + sa * sb / ((nn - 1) * (nn - 2)) - 2.0 * cross / (nn - 2)) / (nn * (nn - 3));
+  };
+  return {h(2 * skl, sk, sl, ckl), h(2 * skk, sk, sk, ckk), h(2 * sll, sl, sl, cll)};
 }
 
 class Dds : public Selector {
@@ -39,8 +60,8 @@ class Dds : public Selector {
   unsigned needs() const override { return kNeedFeatures | kNeedProbeFeatures; }
   double score(const SelectorInputs& in) const override {
     if (in.features.size(0) < 4) throw DataError("DDS (debiased CKA) needs at least 4 samples, got " + std::to_string(in.features.size(0)));
-    at::Tensor a = cosine_rdm(in.features), b = cosine_rdm(in.probe_features);
-    const double ab = hsic_unbiased(a, b), aa = hsic_unbiased(a, a), bb = hsic_unbiased(b, b);
+    const Hsic h = hsic_unbiased(cosine_rdm_lower(in.features), cosine_rdm_lower(in.probe_features));
+    const double ab = h.kl, aa = h.kk, bb = h.ll;
     if (aa <= 0 || bb <= 0) return 0.0;  // a constant RDM has no structure to compare
     return ab / std::sqrt(aa * bb);
   }

@@ -47,27 +47,35 @@ at::Tensor seeds(const at::Tensor& x, int64_t k, Rng& rng) {
 }
 
 struct Params {
-  at::Tensor weights, means, chol;  // K, K x d, K x d x d (lower Cholesky factors of the covariances)
+  at::Tensor weights, means;  // K; K x d
+  at::Tensor precision;       // K x d^2: the inverse covariances, flattened
+  at::Tensor log_det;         // K: log det of each covariance
 };
 
-Params m_step(const at::Tensor& x, const at::Tensor& resp, double reg) {
-  const int64_t d = x.size(1);
+// Every component's statistics with two GEMMs over all components at once:
+// sum_i r_ik x_i x_i^T = R^T [x_i (x) x_i], minus n_k mu_k mu_k^T (the PCA'd
+// inputs are centred, so the subtraction loses little). `outer` is N x d^2.
+Params m_step(const at::Tensor& x, const at::Tensor& outer, const at::Tensor& resp, double reg) {
+  const int64_t n = x.size(0), d = x.size(1), k = resp.size(1);
   at::Tensor nk = resp.sum(0) + 10 * std::numeric_limits<double>::epsilon();  // K
   at::Tensor means = at::mm(resp.t(), x) / nk.unsqueeze(1);                    // K x d
-  at::Tensor diff = x.unsqueeze(0) - means.unsqueeze(1);                       // K x N x d
-  at::Tensor cov = at::bmm((diff * resp.t().unsqueeze(2)).transpose(1, 2), diff) / nk.view({-1, 1, 1});
-  cov = cov + reg * at::eye(d, x.options());
-  return {nk / static_cast<double>(x.size(0)), means, at::linalg_cholesky(cov)};
+  at::Tensor cov = at::mm(resp.t(), outer).reshape({k, d, d}) / nk.view({-1, 1, 1});
+  cov = cov - means.unsqueeze(2) * means.unsqueeze(1);
+  cov = (cov + cov.transpose(1, 2)) / 2 + reg * at::eye(d, x.options());
+  at::Tensor chol = at::linalg_cholesky(cov);
+  at::Tensor precision = at::cholesky_inverse(chol).reshape({k, d * d});
+  at::Tensor log_det = 2 * at::log(at::diagonal(chol, 0, 1, 2)).sum(1);
+  return {nk / static_cast<double>(n), means, precision, log_det};
 }
 
-// log p(x_i, component k): N x K.
-at::Tensor weighted_log_prob(const at::Tensor& x, const Params& p) {
-  const int64_t d = x.size(1);
-  at::Tensor diff = (x.unsqueeze(0) - p.means.unsqueeze(1)).transpose(1, 2);  // K x d x N
-  at::Tensor z = at::linalg_solve_triangular(p.chol, diff, /*upper=*/false);  // K x d x N
-  at::Tensor maha = (z * z).sum(1).t();                                        // N x K
-  at::Tensor logdet = at::log(at::diagonal(p.chol, 0, 1, 2)).sum(1);           // K: half log det
-  return -0.5 * (static_cast<double>(d) * std::log(2 * M_PI) + maha) - logdet + at::log(p.weights);
+// log p(x_i, component k), N x K, without an N x K x d intermediate:
+// (x - mu)^T P (x - mu) = <x x^T, P> - 2 x^T (P mu) + mu^T P mu.
+at::Tensor weighted_log_prob(const at::Tensor& x, const at::Tensor& outer, const Params& p) {
+  const int64_t d = x.size(1), k = p.means.size(0);
+  at::Tensor pm = at::bmm(p.precision.view({k, d, d}), p.means.unsqueeze(2)).squeeze(2);  // K x d: P_k mu_k
+  at::Tensor maha = at::mm(outer, p.precision.t()) - 2 * at::mm(x, pm.t()) + (pm * p.means).sum(1).unsqueeze(0);
+  maha = maha.clamp_min(0);
+  return -0.5 * (static_cast<double>(d) * std::log(2 * M_PI) + maha + p.log_det) + at::log(p.weights);
 }
 
 }  // namespace
@@ -91,18 +99,20 @@ at::Tensor kmeans(const at::Tensor& x, int64_t k, uint64_t seed, int max_iter) {
 at::Tensor gmm_posteriors(const at::Tensor& x, const GmmOptions& opt) {
   const int64_t k = std::min<int64_t>(opt.components, x.size(0));
   at::Tensor resp = at::one_hot(kmeans(x, k, opt.seed), k).to(x.scalar_type());
-  Params p = m_step(x, resp, opt.reg_covar);
+  const int64_t d = x.size(1);
+  at::Tensor outer = (x.unsqueeze(2) * x.unsqueeze(1)).reshape({x.size(0), d * d});  // fixed: computed once
+  Params p = m_step(x, outer, resp, opt.reg_covar);
   double lower = -std::numeric_limits<double>::infinity();
   for (int it = 0; it < opt.max_iter; ++it) {
-    at::Tensor wlp = weighted_log_prob(x, p);
+    at::Tensor wlp = weighted_log_prob(x, outer, p);
     at::Tensor norm = at::logsumexp(wlp, 1, true);
-    p = m_step(x, at::exp(wlp - norm), opt.reg_covar);
+    p = m_step(x, outer, at::exp(wlp - norm), opt.reg_covar);
     const double next = norm.mean().item<double>();
     const bool done = std::abs(next - lower) < opt.tol;
     lower = next;
     if (done) break;
   }
-  at::Tensor wlp = weighted_log_prob(x, p);
+  at::Tensor wlp = weighted_log_prob(x, outer, p);
   return at::exp(wlp - at::logsumexp(wlp, 1, true));
 }
 

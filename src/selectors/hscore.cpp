@@ -15,8 +15,8 @@ class HScore : public Selector {
   double score(const SelectorInputs& in) const override {
     at::Tensor f = in.features.to(at::kDouble);
     at::Tensor cov_f = detail::covariance(f, 1);
-    at::Tensor cov_g = detail::covariance(detail::class_means_per_row(f, in.labels, in.classes), 1);
-    return at::trace(at::mm(detail::pinv(cov_f, 1e-15), cov_g)).item<double>();
+    // cov_g has rank <= C: tr(pinv(cov_f) Bf^T Bf) without forming it.
+    return detail::trace_pinv_product(cov_f, detail::class_scatter_factor(f, in.labels, in.classes, 1), 1e-15);
   }
 };
 }  // namespace

@@ -3,6 +3,8 @@
 // H = tr(pinv(Sigma_alpha) (1 - alpha) cov_g), cov_g with 1/(N-1).
 #include <ATen/ATen.h>
 
+#include <cmath>
+
 #include "linalg.h"
 #include "zoobench/selector.h"
 
@@ -18,8 +20,8 @@ class HScoreShrink : public Selector {
     detail::Shrunk sh = detail::ledoit_wolf(x);
     const double alpha = sh.alpha;
     at::Tensor shrunk = sh.cov;
-    at::Tensor cov_g = detail::covariance(detail::class_means_per_row(x, in.labels, in.classes), 1);
-    return at::trace(at::mm(detail::pinv(shrunk, 1e-15), (1 - alpha) * cov_g)).item<double>();
+    at::Tensor bf = detail::class_scatter_factor(x, in.labels, in.classes, 1) * std::sqrt(1 - alpha);
+    return detail::trace_pinv_product(shrunk, bf, 1e-15);
   }
 };
 }  // namespace

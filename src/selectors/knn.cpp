@@ -1,9 +1,14 @@
 // kNN: leave-one-out 1-nearest-neighbour accuracy on the features, Euclidean
 // distance, ties broken by the smallest label; a fraction in [0, 1].
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <vector>
 
 #include <limits>
 
+#include "linalg.h"
 #include "zoobench/selector.h"
 
 namespace zoobench {
@@ -17,21 +22,29 @@ class Knn : public Selector {
     at::Tensor x = in.features.to(at::kDouble);
     const int64_t n = x.size(0);
     if (n < 2) return 0.0;
-    at::Tensor sq = (x * x).sum(1);
-    at::Tensor d = (sq.unsqueeze(1) + sq.unsqueeze(0) - 2 * at::mm(x, x.t())).clamp_min(0);
-    d.fill_diagonal_(std::numeric_limits<double>::infinity());
-    auto da = d.accessor<double, 2>();
-    auto la = in.labels.accessor<int64_t, 1>();
-    int64_t correct = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      double best = std::numeric_limits<double>::infinity();
-      int64_t label = std::numeric_limits<int64_t>::max();
-      for (int64_t j = 0; j < n; ++j) {
-        if (da[i][j] < best) best = da[i][j], label = la[j];
-        else if (da[i][j] == best && la[j] < label) label = la[j];
+    at::Tensor sq_t = (x * x).sum(1).contiguous();
+    at::Tensor g = detail::gram_rows(x);  // symmetric, N x N
+    const double* sq = sq_t.data_ptr<double>();
+    const double* gp = g.data_ptr<double>();
+    const int64_t* lab = in.labels.contiguous().data_ptr<int64_t>();
+    std::vector<int64_t> hit(static_cast<size_t>(n), 0);
+    // One pass per row: the nearest other sample, ties to the smallest label.
+    at::parallel_for(0, n, 64, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) {
+        const double* row = gp + i * n;
+        double best = std::numeric_limits<double>::infinity();
+        int64_t label = std::numeric_limits<int64_t>::max();
+        for (int64_t j = 0; j < n; ++j) {
+          if (j == i) continue;
+          const double dist = std::max(0.0, sq[i] + sq[j] - 2 * row[j]);
+          if (dist < best) best = dist, label = lab[j];
+          else if (dist == best && lab[j] < label) label = lab[j];
+        }
+        hit[static_cast<size_t>(i)] = label == lab[i];
       }
-      correct += label == la[i];
-    }
+    });
+    int64_t correct = 0;
+    for (int64_t h : hit) correct += h;
     return static_cast<double>(correct) / static_cast<double>(n);
   }
 };

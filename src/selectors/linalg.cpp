@@ -3,24 +3,135 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cmath>
+
+extern "C" void dsyrk_(const char* uplo, const char* trans, const int* n, const int* k, const double* alpha,
+                       const double* a, const int* lda, const double* beta, double* c, const int* ldc);
 
 namespace zoobench::detail {
 
-at::Tensor pca(const at::Tensor& f, int64_t k, bool drop_null) {
+namespace {
+// dsyrk on a row-major N x D matrix, which BLAS sees as the column-major D x N
+// matrix A = X^T: trans 'N' gives A A^T = X^T X, trans 'T' gives A^T A = X X^T.
+at::Tensor syrk(const at::Tensor& x_in, bool cols, bool symmetrise = true) {
+  at::Tensor x = x_in.to(at::kDouble).contiguous();
+  const int n_rows = static_cast<int>(x.size(0)), d = static_cast<int>(x.size(1));
+  const int n = cols ? d : n_rows, k = cols ? n_rows : d, lda = std::max(1, d);
+  at::Tensor c = at::zeros({n, n}, at::kDouble);
+  if (n == 0) return c;
+  if (k == 0) return c;
+  const double one = 1.0, zero = 0.0;
+  const char uplo = 'U', trans = cols ? 'N' : 'T';
+  // Column-major upper triangle = row-major lower triangle.
+  dsyrk_(&uplo, &trans, &n, &k, &one, x.data_ptr<double>(), &lda, &zero, c.data_ptr<double>(), &n);
+  if (symmetrise) {  // mirror in cache-sized tiles: a plain transpose loop strides through memory
+    double* p = c.data_ptr<double>();
+    constexpr int kTile = 64;
+    for (int bi = 0; bi < n; bi += kTile)
+      for (int bj = 0; bj <= bi; bj += kTile)
+        for (int i = bi; i < std::min(n, bi + kTile); ++i)
+          for (int j = bj; j < std::min({n, bj + kTile, i}); ++j)
+            p[static_cast<size_t>(j) * n + i] = p[static_cast<size_t>(i) * n + j];
+  }
+  return c;
+}
+}  // namespace
+
+at::Tensor gram_cols(const at::Tensor& x) { return syrk(x, true); }
+at::Tensor gram_rows(const at::Tensor& x) { return syrk(x, false); }
+at::Tensor gram_rows_lower(const at::Tensor& x) { return syrk(x, false, false); }
+at::Tensor gram_cols_lower(const at::Tensor& x) { return syrk(x, true, false); }
+
+double symmetric_sq_norm(const at::Tensor& lower) {
+  at::Tensor c = lower.contiguous();
+  const int64_t n = c.size(0);
+  const double* p = c.data_ptr<double>();
+  double diag = 0, off = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double* r = p + i * n;
+    for (int64_t j = 0; j < i; ++j) off += r[j] * r[j];
+    diag += r[i] * r[i];
+  }
+  return diag + 2 * off;
+}
+
+std::vector<double> strict_lower(const at::Tensor& m, double a, double b) {
+  at::Tensor c = m.contiguous();
+  const int64_t n = c.size(0);
+  const double* p = c.data_ptr<double>();
+  std::vector<double> out(static_cast<size_t>(n * (n - 1) / 2));
+  size_t k = 0;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < i; ++j) out[k++] = a + b * p[i * n + j];
+  return out;
+}
+at::Tensor small_gram(const at::Tensor& x, bool* is_cols) {
+  const bool cols = x.size(1) <= x.size(0);
+  if (is_cols) *is_cols = cols;
+  return syrk(x, cols);
+}
+
+double trace_pinv_product(const at::Tensor& s, const at::Tensor& bf, double rcond) {
+  const int64_t d = s.size(0);
+  // Provably above the cut: with S = L L^T, ||S^-1||_2 <= ||L^-1||_F^2 and
+  // lambda_max <= tr S, so 1 / ||L^-1||_F^2 > rcond tr S means every
+  // eigenvalue exceeds rcond lambda_max and pinv(S) = S^-1.
+  auto [l, info] = at::linalg_cholesky_ex(s);
+  if (info.item<int64_t>() == 0 && d > 0) {
+    at::Tensor li = at::linalg_solve_triangular(l, at::eye(d, s.options()), /*upper=*/false);
+    const double inv_norm = li.pow(2).sum().item<double>();
+    if (std::isfinite(inv_norm) && 1.0 / inv_norm > rcond * at::trace(s).item<double>())
+      return at::mm(li, bf.t()).pow(2).sum().item<double>();  // tr(S^-1 Bf^T Bf) = ||L^-1 Bf^T||_F^2
+  }
+  auto [evals, evecs] = at::linalg_eigh(s);
+  const double cut = rcond * evals.abs().max().item<double>();
+  at::Tensor inv = at::where(evals.abs() > cut, 1.0 / evals, at::zeros_like(evals));
+  at::Tensor z = at::mm(bf, evecs);  // r x D in the eigenbasis
+  return (z.pow(2) * inv).sum().item<double>();
+}
+
+double logdet_spd(const at::Tensor& a) {
+  return 2.0 * at::log(at::diagonal(at::linalg_cholesky(a))).sum().item<double>();
+}
+
+namespace {
+// PCA from the eigen-decomposition of the smaller Gram instead of an SVD of
+// X: the same axes at a fraction of the cost (X^T X when N >= D, else X X^T).
+// k < 0 picks the number of components from the variance fraction `frac`.
+at::Tensor pca_impl(const at::Tensor& f, int64_t k, bool drop_null, double frac) {
   at::Tensor x = f - f.mean(0, true);
+  bool cols = true;
+  auto [evals, evecs] = at::linalg_eigh(small_gram(x, &cols));
+  evals = evals.flip(0).clamp_min(0);
+  evecs = evecs.flip(1);
+  const double lmax = evals.numel() ? evals[0].item<double>() : 0.0;
+  if (k < 0) {
+    const double total = evals.sum().item<double>();
+    k = evals.numel();
+    if (total > 0) {
+      at::Tensor cum = evals.cumsum(0) / total;
+      auto ca = cum.accessor<double, 1>();
+      for (int64_t i = 0; i < cum.size(0); ++i)
+        if (ca[i] > frac) {
+          k = i + 1;
+          break;
+        }
+    }
+  }
   k = std::min({k, x.size(0), x.size(1)});
-  auto [u, s, vh] = at::linalg_svd(x, /*full_matrices=*/false);
   // Components without variance (N <= D leaves at least one) are rounding
   // noise whose sign and direction change with the sample order: drop them.
-  const double smax = s.numel() ? s.max().item<double>() : 0.0;
-  if (drop_null) k = std::min<int64_t>(k, (s > 1e-12 * smax).sum().item<int64_t>());
-  u = u.narrow(1, 0, k);
-  s = s.narrow(0, 0, k);
-  at::Tensor rows = u.abs().argmax(0);
-  at::Tensor signs = u.gather(0, rows.unsqueeze(0)).squeeze(0).sign();
+  if (drop_null) k = std::min<int64_t>(k, (evals > 1e-12 * lmax).sum().item<int64_t>());
+  at::Tensor proj = cols ? at::mm(x, evecs.narrow(1, 0, k)) : evecs.narrow(1, 0, k) * evals.narrow(0, 0, k).sqrt();
+  at::Tensor rows = proj.abs().argmax(0);
+  at::Tensor signs = proj.gather(0, rows.unsqueeze(0)).squeeze(0).sign();
   signs = at::where(signs == 0, at::ones_like(signs), signs);
-  return u * signs * s;
+  return proj * signs;
 }
+}  // namespace
+
+at::Tensor pca(const at::Tensor& f, int64_t k, bool drop_null) { return pca_impl(f, k, drop_null, 0); }
+at::Tensor pca_variance(const at::Tensor& f, double frac) { return pca_impl(f, -1, true, frac); }
 
 at::Tensor pinv(const at::Tensor& a, double rcond) {
   auto [u, s, vh] = at::linalg_svd(a, false);
@@ -30,8 +141,15 @@ at::Tensor pinv(const at::Tensor& a, double rcond) {
 }
 
 at::Tensor covariance(const at::Tensor& x, int64_t ddof) {
-  at::Tensor c = x - x.mean(0, true);
-  return at::mm(c.t(), c) / static_cast<double>(x.size(0) - ddof);
+  return gram_cols(x - x.mean(0, true)) / static_cast<double>(x.size(0) - ddof);
+}
+
+at::Tensor class_scatter_factor(const at::Tensor& f, const at::Tensor& labels, int64_t classes, int64_t ddof) {
+  at::Tensor onehot = at::one_hot(labels, classes).to(at::kDouble);  // N x C
+  at::Tensor counts = onehot.sum(0);
+  at::Tensor means = at::mm(onehot.t(), f) / counts.clamp_min(1).unsqueeze(1);
+  at::Tensor mu = f.mean(0, true);
+  return (means - mu) * (counts / static_cast<double>(f.size(0) - ddof)).sqrt().unsqueeze(1);
 }
 
 at::Tensor class_means_per_row(const at::Tensor& f, const at::Tensor& labels, int64_t classes) {
@@ -48,29 +166,18 @@ namespace zoobench::detail {
 Shrunk ledoit_wolf(const at::Tensor& x_in) {
   at::Tensor x = x_in - x_in.mean(0, true);
   const double n = static_cast<double>(x.size(0)), d = static_cast<double>(x.size(1));
-  at::Tensor s = at::mm(x.t(), x) / n;
+  at::Tensor s = gram_cols(x) / n;
   at::Tensor x2 = x * x;
   at::Tensor trace_terms = x2.sum(0) / n;
   const double mu = trace_terms.sum().item<double>() / d;
-  const double beta_ = at::mm(x2.t(), x2).sum().item<double>();
+  // sum_ij (X2^T X2)_ij = sum_n (sum_i x_ni^2)^2: O(N D), not O(N D^2).
+  const double beta_ = x2.sum(1).pow(2).sum().item<double>();
   const double delta_ = s.pow(2).sum().item<double>();
   double beta = (beta_ / n - delta_) / (d * n);
   const double delta = (delta_ - 2 * mu * trace_terms.sum().item<double>() + d * mu * mu) / d;
   beta = std::min(beta, delta);
   const double alpha = beta == 0 ? 0.0 : std::clamp(beta / delta, 0.0, 1.0);
   return {(1 - alpha) * s + alpha * mu * at::eye(x.size(1), at::kDouble), alpha};
-}
-
-int64_t components_for_variance(const at::Tensor& f, double frac) {
-  at::Tensor s = at::linalg_svdvals(f - f.mean(0, true));
-  at::Tensor var = s * s;
-  const double total = var.sum().item<double>();
-  if (total <= 0) return 1;
-  at::Tensor cum = var.cumsum(0) / total;
-  auto ca = cum.accessor<double, 1>();
-  for (int64_t k = 0; k < cum.size(0); ++k)
-    if (ca[k] > frac) return k + 1;
-  return cum.size(0);
 }
 
 std::vector<int64_t> canonical_order(const at::Tensor& f) {
@@ -85,23 +192,12 @@ std::vector<int64_t> canonical_order(const at::Tensor& f) {
   return order;
 }
 
-at::Tensor rdm_correlation(const at::Tensor& f) {
+std::vector<double> rdm_correlation(const at::Tensor& f) {
   at::Tensor r = f.to(at::kDouble);
   r = r - r.mean(1, true);
   // A constant row correlates with nothing: its norm is floored so it gets similarity 0, not NaN.
   r = r / r.norm(2, 1, true).clamp_min(1e-300);
-  return 1 - at::mm(r, r.t());
-}
-
-std::vector<double> upper_triangle(const at::Tensor& m) {
-  at::Tensor c = m.contiguous();
-  const int64_t n = c.size(0);
-  auto a = c.accessor<double, 2>();
-  std::vector<double> out;
-  out.reserve(static_cast<size_t>(n * (n - 1) / 2));
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = i + 1; j < n; ++j) out.push_back(a[i][j]);
-  return out;
+  return strict_lower(gram_rows_lower(r), 1.0, -1.0);
 }
 
 }  // namespace zoobench::detail

@@ -12,10 +12,36 @@ namespace zoobench::detail {
 // scikit-learn's sign rule: in each component the entry of U with the largest
 // magnitude is positive.
 at::Tensor pca(const at::Tensor& f, int64_t k, bool drop_null = false);
+// As pca(), keeping the fewest leading components that explain more than
+// `frac` of the variance (scikit-learn's PCA(n_components=frac)).
+at::Tensor pca_variance(const at::Tensor& f, double frac);
+// X^T X (D x D) and X X^T (N x N) of a float64 matrix through BLAS dsyrk:
+// half the flops of a general product, which is what numpy's A.T @ A does too.
+at::Tensor gram_cols(const at::Tensor& x);
+at::Tensor gram_rows(const at::Tensor& x);
+// X X^T with only the row-major lower triangle (diagonal included) filled.
+at::Tensor gram_rows_lower(const at::Tensor& x);
+at::Tensor gram_cols_lower(const at::Tensor& x);
+// ||S||_F^2 of a symmetric S given by its lower triangle.
+double symmetric_sq_norm(const at::Tensor& lower);
+// a + b m_ij for every i > j, row by row: the pairs of an RDM, read from a lower triangle.
+std::vector<double> strict_lower(const at::Tensor& m, double a, double b);
+// The smaller of the two Grams, and whether it is X^T X.
+at::Tensor small_gram(const at::Tensor& x, bool* is_cols = nullptr);
 // Pseudo-inverse by SVD, singular values below rcond * largest cut (numpy's rule).
 at::Tensor pinv(const at::Tensor& a, double rcond);
+// tr(pinv(S) B) for a symmetric positive semi-definite S, pinv cut at rcond:
+// a Cholesky solve when S is clearly non-singular (then pinv(S) = S^-1),
+// else S's eigen-decomposition with the cut (numpy's pinv on a PSD matrix).
+// B is given as its factor: B = Bf^T Bf (Bf r x D, r small: the H-scores' class means).
+double trace_pinv_product(const at::Tensor& s, const at::Tensor& bf, double rcond);
+// log det of a symmetric positive definite matrix, by Cholesky.
+double logdet_spd(const at::Tensor& a);
 // Covariance of the rows, 1/(N - ddof).
 at::Tensor covariance(const at::Tensor& x, int64_t ddof);
+// Bf (C x D) with Bf^T Bf = the covariance (1/(N - ddof)) of the rows g_i =
+// mean feature of sample i's class: rows sqrt(n_c / (N - ddof)) (mu_c - mu).
+at::Tensor class_scatter_factor(const at::Tensor& f, const at::Tensor& labels, int64_t classes, int64_t ddof);
 // Each row replaced by the mean of its class.
 at::Tensor class_means_per_row(const at::Tensor& f, const at::Tensor& labels, int64_t classes);
 
@@ -30,15 +56,11 @@ struct Shrunk {
   double alpha = 0;
 };
 Shrunk ledoit_wolf(const at::Tensor& x);
-// The number of leading principal components that explain more than `frac`
-// of the variance (scikit-learn's PCA(n_components=frac)).
-int64_t components_for_variance(const at::Tensor& f, double frac);
 // A sample order that depends on the rows' values only (lexicographic), so a
 // seeded choice made in this order is invariant to permuting the samples.
 std::vector<int64_t> canonical_order(const at::Tensor& f);
-// Representational dissimilarity: 1 - Pearson correlation between rows (N x N).
-at::Tensor rdm_correlation(const at::Tensor& f);
-// The entries above the diagonal, row by row.
-std::vector<double> upper_triangle(const at::Tensor& m);
+// Representational dissimilarity, 1 - Pearson correlation between rows, as
+// its N (N - 1) / 2 pairs (i > j, row by row) without the N x N matrix's other half.
+std::vector<double> rdm_correlation(const at::Tensor& f);
 
 }  // namespace zoobench::detail

@@ -6,7 +6,9 @@
 // is on both sides and the split is invariant to sample order and class ids.
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <deque>
 #include <map>
 
@@ -20,59 +22,98 @@ constexpr uint64_t kSeed = 0;
 constexpr double kL2 = 1e-4;
 constexpr int kMaxIter = 100;
 
-// Mean cross-entropy + kL2/2 ||W||^2 and its gradient; theta = [W; b] ((D+1) x C).
-double loss_and_grad(const at::Tensor& x1, const at::Tensor& y1h, const at::Tensor& theta, at::Tensor& grad) {
-  const double n = static_cast<double>(x1.size(0));
-  at::Tensor logits = at::mm(x1, theta);
-  at::Tensor logp = at::log_softmax(logits, 1);
-  at::Tensor w = theta.narrow(0, 0, theta.size(0) - 1);
-  double loss = -(y1h * logp).sum().item<double>() / n + 0.5 * kL2 * w.pow(2).sum().item<double>();
-  grad = at::mm(x1.t(), at::exp(logp) - y1h) / n;
-  grad.narrow(0, 0, theta.size(0) - 1).add_(w, kL2);
-  return loss;
+using Vec = std::vector<double>;
+
+double dot(const Vec& a, const Vec& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
 }
 
+// Mean cross-entropy + kL2/2 ||W||^2 and its gradient; theta = [W; b] as a
+// (D+1) x C row-major vector. Two GEMMs; the rest are plain loops (the
+// optimiser's vectors are small, where per-op dispatch would dominate).
+struct Objective {
+  at::Tensor x1;          // n x (D+1), last column ones
+  std::vector<int64_t> y;
+  int64_t rows, cols, classes;
+  double operator()(const Vec& theta, Vec& grad) const {
+    at::Tensor t = at::from_blob(const_cast<double*>(theta.data()), {cols, classes}, at::kDouble);
+    at::Tensor z = at::mm(x1, t).contiguous();  // n x C logits -> probabilities minus one-hot
+    double* zp = z.data_ptr<double>();
+    double loss = 0;
+    for (int64_t i = 0; i < rows; ++i) {
+      double* r = zp + i * classes;
+      const double m = *std::max_element(r, r + classes);
+      double sum = 0;
+      for (int64_t c = 0; c < classes; ++c) sum += (r[c] = std::exp(r[c] - m));
+      loss += std::log(sum) - std::log(r[y[static_cast<size_t>(i)]]);
+      for (int64_t c = 0; c < classes; ++c) r[c] /= sum;
+      r[y[static_cast<size_t>(i)]] -= 1;
+    }
+    const double n = static_cast<double>(rows);
+    at::Tensor g = at::mm(x1.t(), z) / n;
+    std::memcpy(grad.data(), g.contiguous().data_ptr<double>(), grad.size() * sizeof(double));
+    double reg = 0;
+    for (size_t i = 0; i < static_cast<size_t>((cols - 1) * classes); ++i) {  // the bias row is not penalised
+      reg += theta[i] * theta[i];
+      grad[i] += kL2 * theta[i];
+    }
+    return loss / n + 0.5 * kL2 * reg;
+  }
+};
+
 // L-BFGS with history 10 and a backtracking Armijo line search.
-at::Tensor lbfgs(const at::Tensor& x1, const at::Tensor& y1h) {
-  at::Tensor theta = at::zeros({x1.size(1), y1h.size(1)}, at::kDouble), g;
-  double f = loss_and_grad(x1, y1h, theta, g);
-  std::deque<std::pair<at::Tensor, at::Tensor>> hist;  // (s, y)
+Vec lbfgs(const Objective& obj) {
+  const size_t dim = static_cast<size_t>(obj.cols * obj.classes);
+  Vec theta(dim, 0.0), g(dim), q(dim), tn(dim), gn(dim);
+  double f = obj(theta, g);
+  std::deque<std::pair<Vec, Vec>> hist;  // (s, y)
   for (int it = 0; it < kMaxIter; ++it) {
-    if (g.abs().max().item<double>() < 1e-8) break;
-    at::Tensor q = g.clone();
+    double gmax = 0;
+    for (double v : g) gmax = std::max(gmax, std::abs(v));
+    if (gmax < 1e-8) break;
+    q = g;
     std::vector<double> alpha(hist.size());
     for (size_t i = hist.size(); i-- > 0;) {
       const auto& [s, y] = hist[i];
-      alpha[i] = (s * q).sum().item<double>() / (y * s).sum().item<double>();
-      q -= alpha[i] * y;
+      alpha[i] = dot(s, q) / dot(y, s);
+      for (size_t j = 0; j < dim; ++j) q[j] -= alpha[i] * y[j];
     }
     if (!hist.empty()) {
       const auto& [s, y] = hist.back();
-      q *= (s * y).sum().item<double>() / (y * y).sum().item<double>();
+      const double h0 = dot(s, y) / dot(y, y);
+      for (double& v : q) v *= h0;
     }
     for (size_t i = 0; i < hist.size(); ++i) {
       const auto& [s, y] = hist[i];
-      const double beta = (y * q).sum().item<double>() / (y * s).sum().item<double>();
-      q += (alpha[i] - beta) * s;
+      const double beta = dot(y, q) / dot(y, s);
+      for (size_t j = 0; j < dim; ++j) q[j] += (alpha[i] - beta) * s[j];
     }
-    at::Tensor dir = -q;
-    double slope = (g * dir).sum().item<double>();
-    if (slope >= 0) dir = -g, slope = -(g * g).sum().item<double>(), hist.clear();
+    for (double& v : q) v = -v;  // the search direction
+    double slope = dot(g, q);
+    if (slope >= 0) {  // not a descent direction: restart from steepest descent
+      for (size_t j = 0; j < dim; ++j) q[j] = -g[j];
+      slope = -dot(g, g);
+      hist.clear();
+    }
     double step = 1.0, fn = f;
-    at::Tensor tn, gn;
     for (int ls = 0; ls < 40; ++ls, step *= 0.5) {
-      tn = theta + step * dir;
-      fn = loss_and_grad(x1, y1h, tn, gn);
+      for (size_t j = 0; j < dim; ++j) tn[j] = theta[j] + step * q[j];
+      fn = obj(tn, gn);
       if (fn <= f + 1e-4 * step * slope) break;
     }
     if (!(fn < f)) break;  // no descent left at machine precision
-    at::Tensor s = tn - theta, y = gn - g;
-    if ((s * y).sum().item<double>() > 1e-12) {
-      hist.emplace_back(s, y);
+    Vec s(dim), y(dim);
+    for (size_t j = 0; j < dim; ++j) s[j] = tn[j] - theta[j], y[j] = gn[j] - g[j];
+    if (dot(s, y) > 1e-12) {
+      hist.emplace_back(std::move(s), std::move(y));
       if (hist.size() > 10) hist.pop_front();
     }
     const double rel = (f - fn) / std::max({std::abs(f), std::abs(fn), 1.0});
-    theta = tn, g = gn, f = fn;
+    theta.swap(tn);
+    g.swap(gn);
+    f = fn;
     if (rel < 1e-12) break;
   }
   return theta;
@@ -100,8 +141,11 @@ class LinearProbe : public Selector {
       return at::cat({(x - mean) / sd, at::ones({x.size(0), 1}, at::kDouble)}, 1);
     };
     at::Tensor ytr = in.labels.index_select(0, at::tensor(train)), yte = in.labels.index_select(0, at::tensor(test));
-    at::Tensor theta = lbfgs(prep(xtr), at::one_hot(ytr, in.classes).to(at::kDouble));
-    at::Tensor pred = at::mm(prep(xte), theta).argmax(1);
+    Objective obj{prep(xtr).contiguous(), {}, static_cast<int64_t>(train.size()), f.size(1) + 1, in.classes};
+    for (int64_t i : train) obj.y.push_back(la[i]);
+    Vec theta = lbfgs(obj);
+    at::Tensor t = at::from_blob(theta.data(), {obj.cols, in.classes}, at::kDouble);
+    at::Tensor pred = at::mm(prep(xte), t).argmax(1);
     return pred.eq(yte).to(at::kDouble).mean().item<double>();
   }
 };

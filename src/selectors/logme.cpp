@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "linalg.h"
 #include "zoobench/selector.h"
 
 namespace zoobench {
@@ -20,11 +21,13 @@ class LogMe : public Selector {
     at::Tensor f = in.features.to(at::kDouble);
     const int64_t n_i = f.size(0), d_i = f.size(1);
     const double n = static_cast<double>(n_i), d = static_cast<double>(d_i);
-    auto [evals, evecs] = at::linalg_eigh(at::mm(f.t(), f));
+    // The non-zero eigenvalues of F^T F and F F^T agree: decompose the smaller.
+    bool cols = true;
+    auto [evals, evecs] = at::linalg_eigh(detail::small_gram(f, &cols));
     at::Tensor keep = (evals > 1e-10).nonzero().squeeze(1);
     at::Tensor sigma = evals.index_select(0, keep);
-    // Left singular vectors of F for the kept eigenvalues: u = F v / sqrt(sigma).
-    at::Tensor u = at::mm(f, evecs.index_select(1, keep)) / sigma.sqrt();
+    // Left singular vectors of F for the kept eigenvalues: u = F v / sqrt(sigma), or F F^T's own.
+    at::Tensor u = cols ? at::mm(f, evecs.index_select(1, keep)) / sigma.sqrt() : evecs.index_select(1, keep);
     const double zeros = d - static_cast<double>(sigma.size(0));
     double total = 0;
     for (int64_t c = 0; c < in.classes; ++c) {

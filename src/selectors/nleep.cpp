@@ -22,7 +22,7 @@ class NLeep : public Selector {
     at::Tensor order = at::tensor(detail::canonical_order(in.features));
     at::Tensor f = in.features.to(at::kDouble).index_select(0, order);
     at::Tensor labels = in.labels.index_select(0, order);
-    at::Tensor x = detail::pca(f, detail::components_for_variance(f, 0.8), /*drop_null=*/true);
+    at::Tensor x = detail::pca_variance(f, 0.8);
     if (x.size(1) == 0) x = at::zeros({f.size(0), 1}, at::kDouble);  // no variance at all: one flat dimension
     detail::GmmOptions opt;
     opt.components = 5 * in.classes;

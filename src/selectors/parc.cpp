@@ -21,19 +21,14 @@ class Parc : public Selector {
       throw DataError("PARC correlates feature rows: it needs at least 2 feature dimensions with variance, got " +
                       std::to_string(p.size(1)));
     p = (p - p.mean(0, true)) / p.std(0, /*unbiased=*/false, true).clamp_min(1e-300);
-    at::Tensor r = p - p.mean(1, true);  // row correlations
-    r = r / r.norm(2, 1, true).clamp_min(1e-300);
-    at::Tensor rdm = 1 - at::mm(r, r.t());
+    std::vector<double> a = detail::rdm_correlation(p);  // pairs i > j, row by row
     const int64_t n = p.size(0);
     const double across = static_cast<double>(in.classes) / static_cast<double>(in.classes - 1);
-    auto ra = rdm.accessor<double, 2>();
     auto la = in.labels.accessor<int64_t, 1>();
-    std::vector<double> a, b;
+    std::vector<double> b;
+    b.reserve(a.size());
     for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = i + 1; j < n; ++j) {
-        a.push_back(ra[i][j]);
-        b.push_back(la[i] == la[j] ? 0.0 : across);
-      }
+      for (int64_t j = 0; j < i; ++j) b.push_back(la[i] == la[j] ? 0.0 : across);
     return 100.0 * spearman(a, b);
   }
 };

@@ -23,8 +23,7 @@ class Rsa : public Selector {
     for (const at::Tensor* f : {&in.features, &in.probe_features})
       if (f->size(1) < 2)
         throw DataError("RSA correlates feature rows: it needs at least 2 feature dimensions, got " + std::to_string(f->size(1)));
-    const double rho = spearman(detail::upper_triangle(detail::rdm_correlation(in.features)),
-                                detail::upper_triangle(detail::rdm_correlation(in.probe_features)));
+    const double rho = spearman(detail::rdm_correlation(in.features), detail::rdm_correlation(in.probe_features));
     return std::isnan(rho) ? 0.0 : rho;  // a constant RDM carries no ranking: no correlation
 
   }

@@ -2,14 +2,16 @@
 // R(Z) = 1/2 logdet(I + Z^T Z / (n eps)), eps = 1e-4, F centred once.
 #include <ATen/ATen.h>
 
+#include "linalg.h"
 #include "zoobench/selector.h"
 
 namespace zoobench {
 namespace {
 double coding_rate(const at::Tensor& z, double eps) {
+  // det(I_D + Z^T Z / a) = det(I_n + Z Z^T / a) (Sylvester): the smaller Gram, by Cholesky.
   const double n = static_cast<double>(z.size(0));
-  at::Tensor m = at::eye(z.size(1), at::kDouble) + at::mm(z.t(), z) / (n * eps);
-  return 0.5 * std::get<1>(at::linalg_slogdet(m)).item<double>();
+  at::Tensor g = detail::small_gram(z);
+  return 0.5 * detail::logdet_spd(at::eye(g.size(0), at::kDouble) + g / (n * eps));
 }
 class TransRate : public Selector {
  public:

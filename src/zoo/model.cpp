@@ -80,6 +80,11 @@ class BuiltinModel : public Model {
     torch::NoGradGuard g;
     return net_->forward(norm_(x));
   }
+  std::pair<at::Tensor, at::Tensor> features_and_logits(const at::Tensor& x) override {
+    torch::NoGradGuard g;
+    at::Tensor f = net_->features(norm_(x));
+    return {f, net_->heads[net_->active]->forward(f)};
+  }
   int64_t feature_dim() override { return net_->feature_dim; }
 
   at::Tensor grad_sketch(const at::Tensor& x, int m, int sketch_dim, uint64_t seed) override {
