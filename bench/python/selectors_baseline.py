@@ -57,7 +57,7 @@ def lfc_naive(x, y):
 
 
 def leep_from(p, y, c):
-    joint = o_t = onehot(y, c).T @ p / len(y)  # noqa: F841
+    joint = onehot(y, c).T @ p / len(y)
     marg = joint.sum(0, keepdims=True)
     cond = np.divide(joint, marg, out=np.zeros_like(joint), where=marg > 0)
     return np.mean(np.log((p * cond[y]).sum(1)))
@@ -240,8 +240,9 @@ def dds(f, probe):
 def domain_similarity(f, y, c, src_means, src_counts):
     keep = src_counts >= 5
     s, ws = src_means[keep], src_counts[keep] / src_counts[keep].sum()
-    t = np.stack([f[y == k].mean(0) for k in range(c)])
-    wt = np.bincount(y, minlength=c) / len(y)
+    present = np.unique(y)
+    t = np.stack([f[y == k].mean(0) for k in present])
+    wt = np.bincount(y, minlength=c)[present] / len(y)
     cost = np.sqrt(((s[:, None, :] - t[None, :, :]) ** 2).sum(-1))
     ns, nt = len(ws), len(wt)
     a_eq = np.zeros((ns + nt, ns * nt))
@@ -253,14 +254,20 @@ def domain_similarity(f, y, c, src_means, src_counts):
     return np.exp(-0.01 * res.fun)
 
 
-def ncti_raw(f, y, c):
+def ncti_terms(f, y):
+    """NCTI's three raw terms; the score min-max normalises each over the zoo."""
     x = PCA(n_components=min(64, *f.shape), svd_solver="full").fit_transform(f)
     lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(x, y)
     low = lda.transform(x)
     low = low - low.mean(0, keepdims=True)
     prob = lda.predict_proba(x)
-    return (np.linalg.norm(low, ord="nuc") + prob[np.arange(len(y)), y].mean()
-            - np.log(sum(np.linalg.norm(prob[y == k], ord="nuc") for k in range(c))))
+    return [np.linalg.norm(low, ord="nuc"), prob[np.arange(len(y)), y].mean(),
+            np.log(sum(np.linalg.norm(prob[y == k], ord="nuc") for k in np.unique(y)))]
+
+
+def ncti_raw(f, y, c):  # one model alone: the unnormalised combination
+    t = ncti_terms(f, y)
+    return t[0] + t[1] - t[2]
 
 
 def make_cell(n, d, c, cs, seed=0):

@@ -23,6 +23,9 @@ const std::vector<Command>& commands();
 std::optional<po::variables_map> parse(const std::string& usage, po::options_description& opts, const Args& args,
                                        const po::positional_options_description* positional = nullptr);
 
+// "a, b,,c" -> {"a", "b", "c"}: comma-separated option values, blanks trimmed.
+std::vector<std::string> split_list(const std::string& s);
+
 // libtorch intra-op threads: requested, else cores / ranks on this node (>= 1).
 int set_threads(int requested);
 

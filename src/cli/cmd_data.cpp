@@ -20,15 +20,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
 std::string short_source(const Provenance& p) {
   if (p.package.find(',') == std::string::npos) return p.package + (p.version.empty() ? "" : " " + p.version);
   size_t n = 1;

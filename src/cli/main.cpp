@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <sstream>
 
 #include "cli.h"
 #include "zoobench/comm.h"
@@ -24,6 +25,17 @@ const std::vector<Command>& commands() {
       {"config check", "validate a config file without running anything", cmd_config_check},
   };
   return all;
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');) {
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
 }
 
 std::optional<po::variables_map> parse(const std::string& usage, po::options_description& opts, const Args& args,
