@@ -185,7 +185,10 @@ fs::path run_experiment(const Config& c, const RunOptions& opt) {
                                     {"gain", T::Float64, "best_acc - generic_acc"}});
   char line[512];
   std::string header = "task                    ";
-  for (auto* s : sels) header += std::string(" ") + (s->name() + "          ").substr(0, 8);
+  for (auto* s : sels) {  // right-aligned over the numbers, cut to 8 characters
+    std::snprintf(line, sizeof line, " %8s", s->name().substr(0, 8).c_str());
+    header += line;
+  }
   header += "  best model (test acc)          gain vs generic";
   std::cout << "\nSpearman rho of each score against the fine-tuned test accuracy, over " << models.size()
             << " zoo entries:\n" << header << "\n";
