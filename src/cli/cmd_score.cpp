@@ -68,6 +68,11 @@ TaskSpec task_from(const std::string& spec_text, const ImageSet& set, const Extr
   return t;
 }
 
+void print_line(std::string line) {
+  line.erase(line.find_last_not_of(' ') + 1);
+  std::cout << line << "\n";
+}
+
 std::string cell_text(double v) {
   char b[32];
   const double a = std::abs(v);
@@ -211,23 +216,27 @@ int cmd_score(const Args& args) {
     w[k] = std::max<size_t>(16, sels[k]->name().size() + 2);
     line += sels[k]->name() + std::string(w[k] - sels[k]->name().size(), ' ');
   }
-  std::cout << line << "\n";
+  print_line(line);
   for (size_t m = 0; m < nm; ++m) {
     line = models[m]->name() + std::string(w0 - models[m]->name().size(), ' ');
     for (size_t k = 0; k < ns; ++k) {
       std::string cell = cell_text(value[m][k]) + " (" + std::to_string(rank[m][k]) + ")";
       line += cell + std::string(w[k] > cell.size() ? w[k] - cell.size() : 1, ' ');
     }
-    std::cout << line << "\n";
+    print_line(line);
   }
-  line = std::string("seconds") + std::string(w0 - 7, ' ');
-  for (size_t k = 0; k < ns; ++k) {
-    double total = 0;
-    for (size_t m = 0; m < nm; ++m) total += secs[m][k];
-    std::string cell = cell_text(total);
-    line += cell + std::string(w[k] - cell.size(), ' ');
+  // Seconds of every score: the score itself plus the per-cell extraction it reads.
+  std::cout << "\nseconds (each score plus the feature or sketch extraction it reads)\n";
+  std::vector<double> total(ns, 0.0);
+  for (size_t m = 0; m <= nm; ++m) {
+    line = m < nm ? models[m]->name() + std::string(w0 - models[m]->name().size(), ' ') : "all" + std::string(w0 - 3, ' ');
+    for (size_t k = 0; k < ns; ++k) {
+      if (m < nm) total[k] += secs[m][k];
+      std::string cell = cell_text(m < nm ? secs[m][k] : total[k]);
+      line += cell + std::string(w[k] > cell.size() ? w[k] - cell.size() : 1, ' ');
+    }
+    print_line(line);
   }
-  std::cout << line << "  (all models; each includes its feature/sketch extraction)\n";
   if (ts.probe_features.defined())
     std::printf("shared: probe model '%s' fine-tuned and extracted in %.2f s\n", scorer.probe()->name().c_str(), ts.probe_seconds);
   for (const auto& [name, s] : scorer.sources())

@@ -85,8 +85,12 @@ class Score(unittest.TestCase):
         self.assertIn("2 models x 3 selectors on 'opencv-digits' (10 classes, 50 samples)", lines[0])
         self.assertEqual(lines[1].split(), ["model", "lfc", "leep", "knn"])
         self.assertEqual({l.split()[0] for l in lines[2:4]}, {"mnist-cnn", "generic"})
-        self.assertTrue(lines[4].startswith("seconds"))
         self.assertEqual(sorted(l.split()[2] for l in lines[2:4]), ["(1)", "(2)"])
+        self.assertTrue(lines[5].startswith("seconds"))
+        per_model = {l.split()[0]: [float(v) for v in l.split()[1:]] for l in lines[6:9]}
+        self.assertEqual(sorted(per_model), ["all", "generic", "mnist-cnn"])
+        for k in range(3):
+            self.assertAlmostEqual(per_model["all"][k], per_model["generic"][k] + per_model["mnist-cnn"][k], delta=2e-3)
 
     def test_saved_arrays_recompute_to_the_same_scores(self):
         self.assertEqual(self.json_run.returncode, 0, self.json_run.stderr)
