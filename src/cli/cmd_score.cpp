@@ -136,8 +136,8 @@ int cmd_score(const Args& args) {
   opts.add_options()("zoo", po::value<std::string>(), "the zoo's manifest.yaml")(
       "data", po::value<std::string>(), "the target data set, packed (.h5, e.g. from `data pack --image-folder`)")(
       "task-spec", po::value<std::string>()->default_value(""),
-      "YAML map of task keys, e.g. \"{classes: [a, b], shots: 10, seed: 1}\" (default: every class, all training "
-      "images up to extract.max_per_class)")(
+      "YAML map of task keys, e.g. \"{classes: [a, b], shots: 10, seed: 1}\" (default: every class, shots = "
+      "the smallest class's training images, at most extract.max_per_class)")(
       "selectors", po::value<std::string>()->default_value("all"), "comma-separated selector names, or 'all'")(
       "json", "print JSON instead of the table")("save-arrays", po::value<std::string>(), "write the scored arrays and scores to this HDF5 file")(
       "list", "list every registered selector with its needs and variant")(

@@ -54,7 +54,7 @@ class Cli(unittest.TestCase):
     def test_help_and_unknown_command(self):
         r = run("--help")
         self.assertEqual(r.returncode, 0)
-        for cmd in ("version", "data pack", "data show", "config explain", "config check", "zoo train", "run"):
+        for cmd in ("version", "data pack", "data show", "config explain", "config check", "zoo train", "run", "score"):
             self.assertIn(cmd, r.stdout)
         self.assertOneLineError(run("frobnicate"), 2, "unknown command 'frobnicate'", "data pack")
         self.assertOneLineError(run("data", "pack", "--bogus"), 2, "bogus")
