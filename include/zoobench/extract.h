@@ -2,7 +2,8 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
-#include <filesystem>
+#include <functional>
+#include <string>
 
 #include "zoobench/config.h"
 #include "zoobench/dataset.h"
@@ -30,7 +31,8 @@ CellArrays extract_cell(Model& model, const ImageSet& set, const Task& task, con
                         uint64_t seed);
 
 // Domain Similarity's source side, once per model: for every class of the
-// entry's source domains (read from data_dir), the mean feature of up to
+// entry's source domains (`domain_set` gives a packed domain by name, so a
+// caller can share one read among the models), the mean feature of up to
 // per_class training-split images (a seeded subset) and the class's
 // training-split size. DataError naming the entry when it lists no source
 // domain or a class its data set lacks.
@@ -40,7 +42,7 @@ struct SourceSummary {
   std::vector<std::string> classes;  // "<domain>:<class>"
   double seconds = 0;
 };
-SourceSummary source_summary(Model& model, const std::filesystem::path& data_dir, int per_class, int batch_size,
-                             uint64_t seed);
+SourceSummary source_summary(Model& model, const std::function<const ImageSet&(const std::string&)>& domain_set,
+                             int per_class, int batch_size, uint64_t seed);
 
 }  // namespace zoobench

@@ -57,6 +57,7 @@ class ZooScorer {
   unsigned needs_ = 0;
   Model* probe_ = nullptr;
   std::map<std::string, SourceSummary> sources_;
+  std::map<std::string, ImageSet> source_sets_;  // packed source domains, shared by the models of one task
 };
 
 // Rank of every value, 1 = highest (ties share the smallest rank).

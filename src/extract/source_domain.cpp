@@ -25,8 +25,8 @@ std::vector<std::string> classes_in(const ManifestEntry& e, const std::string& d
 }
 }  // namespace
 
-SourceSummary source_summary(Model& model, const std::filesystem::path& data_dir, int per_class, int batch_size,
-                             uint64_t seed) {
+SourceSummary source_summary(Model& model, const std::function<const ImageSet&(const std::string&)>& domain_set,
+                             int per_class, int batch_size, uint64_t seed) {
   const ManifestEntry& e = model.entry();
   if (e.source_domains.empty())
     throw DataError("zoo entry '" + e.name + "' lists no source_domains: domain_similarity needs its source data");
@@ -35,14 +35,13 @@ SourceSummary source_summary(Model& model, const std::filesystem::path& data_dir
   std::vector<at::Tensor> means;
   std::vector<double> counts;
   for (const auto& domain : e.source_domains) {
-    ImageSet set = read_packed(packed_path(data_dir, domain));
+    const ImageSet& set = domain_set(domain);
     std::vector<std::string> wanted = classes_in(e, domain);
     if (wanted.empty()) wanted = set.class_names;
     for (const auto& name : wanted) {
       auto it = std::find(set.class_names.begin(), set.class_names.end(), name);
       if (it == set.class_names.end())
-        throw DataError("zoo entry '" + e.name + "': source domain '" + domain + "' (" +
-                        packed_path(data_dir, domain).string() + ") has no class '" + name + "'");
+        throw DataError("zoo entry '" + e.name + "': source domain '" + domain + "' has no class '" + name + "'");
       const int64_t label = it - set.class_names.begin();
       std::vector<int64_t> idx;
       for (size_t i = 0; i < set.size(); ++i)

@@ -56,10 +56,16 @@ std::string ZooScorer::variant(const Selector& s) const {
 
 const SourceSummary& ZooScorer::source(Model& m) {
   auto it = sources_.find(m.name());
-  if (it == sources_.end())
-    it = sources_.emplace(m.name(), source_summary(m, data_dir_, extract_.source_per_class, extract_.batch_size,
+  if (it == sources_.end()) {
+    auto domain_set = [this](const std::string& domain) -> const ImageSet& {
+      auto s = source_sets_.find(domain);
+      if (s == source_sets_.end()) s = source_sets_.emplace(domain, read_packed(packed_path(data_dir_, domain))).first;
+      return s->second;
+    };
+    it = sources_.emplace(m.name(), source_summary(m, domain_set, extract_.source_per_class, extract_.batch_size,
                                                    derive_seed(seed_, "source")))
              .first;
+  }
   return it->second;
 }
 
@@ -93,12 +99,14 @@ TaskScores ZooScorer::score_task(const ImageSet& set, const Task& task) {
     }
     inputs.push_back(std::move(in));
   }
+  source_sets_.clear();  // every model's summary exists now: later tasks reuse those, not the images
   if (needs_ & kNeedProbeFeatures) {
     auto t0 = std::chrono::steady_clock::now();
     out.probe_features = probe_features(*probe_, set, task, finetune_, extract_.probe_lr, extract_.probe_epochs,
                                         out.cells.front().indices, derive_seed(seed_, "probe/" + task.spec.name));
     out.probe_seconds = since(t0);
-    for (auto& in : inputs) in.probe_features = out.probe_features.to(at::kDouble);
+    at::Tensor probe = out.probe_features.to(at::kDouble);  // one float64 copy shared by every model
+    for (auto& in : inputs) in.probe_features = probe;
   }
   // terms[selector][model]; zoo-relative selectors are combined once every model is in.
   std::vector<std::vector<std::vector<double>>> terms(sels_.size());

@@ -61,9 +61,8 @@ class Dds : public Selector {
   double score(const SelectorInputs& in) const override {
     if (in.features.size(0) < 4) throw DataError("DDS (debiased CKA) needs at least 4 samples, got " + std::to_string(in.features.size(0)));
     const Hsic h = hsic_unbiased(cosine_rdm_lower(in.features), cosine_rdm_lower(in.probe_features));
-    const double ab = h.kl, aa = h.kk, bb = h.ll;
-    if (aa <= 0 || bb <= 0) return 0.0;  // a constant RDM has no structure to compare
-    return ab / std::sqrt(aa * bb);
+    if (h.kk <= 0 || h.ll <= 0) return 0.0;  // a constant RDM has no structure to compare
+    return h.kl / std::sqrt(h.kk * h.ll);
   }
 };
 }  // namespace

@@ -35,6 +35,19 @@ at::Tensor syrk(const at::Tensor& x_in, bool cols, bool symmetrise = true) {
   }
   return c;
 }
+
+// a + b m_ij for every i > j, row by row: the pairs of an RDM, read from a lower triangle.
+std::vector<double> strict_lower(const at::Tensor& m, double a, double b) {
+  at::Tensor c = m.contiguous();
+  const int64_t n = c.size(0);
+  const double* p = c.data_ptr<double>();
+  std::vector<double> out(static_cast<size_t>(n * (n - 1) / 2));
+  size_t k = 0;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < i; ++j) out[k++] = a + b * p[i * n + j];
+  return out;
+}
+
 }  // namespace
 
 at::Tensor gram_cols(const at::Tensor& x) { return syrk(x, true); }
@@ -55,16 +68,6 @@ double symmetric_sq_norm(const at::Tensor& lower) {
   return diag + 2 * off;
 }
 
-std::vector<double> strict_lower(const at::Tensor& m, double a, double b) {
-  at::Tensor c = m.contiguous();
-  const int64_t n = c.size(0);
-  const double* p = c.data_ptr<double>();
-  std::vector<double> out(static_cast<size_t>(n * (n - 1) / 2));
-  size_t k = 0;
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < i; ++j) out[k++] = a + b * p[i * n + j];
-  return out;
-}
 at::Tensor small_gram(const at::Tensor& x, bool* is_cols) {
   const bool cols = x.size(1) <= x.size(0);
   if (is_cols) *is_cols = cols;
@@ -133,13 +136,6 @@ at::Tensor pca_impl(const at::Tensor& f, int64_t k, bool drop_null, double frac)
 at::Tensor pca(const at::Tensor& f, int64_t k, bool drop_null) { return pca_impl(f, k, drop_null, 0); }
 at::Tensor pca_variance(const at::Tensor& f, double frac) { return pca_impl(f, -1, true, frac); }
 
-at::Tensor pinv(const at::Tensor& a, double rcond) {
-  auto [u, s, vh] = at::linalg_svd(a, false);
-  double cut = rcond * s.max().item<double>();
-  at::Tensor inv = at::where(s > cut, 1.0 / s, at::zeros_like(s));
-  return at::mm(vh.t() * inv, u.t());
-}
-
 at::Tensor covariance(const at::Tensor& x, int64_t ddof) {
   return gram_cols(x - x.mean(0, true)) / static_cast<double>(x.size(0) - ddof);
 }
@@ -152,16 +148,7 @@ at::Tensor class_scatter_factor(const at::Tensor& f, const at::Tensor& labels, i
   return (means - mu) * (counts / static_cast<double>(f.size(0) - ddof)).sqrt().unsqueeze(1);
 }
 
-at::Tensor class_means_per_row(const at::Tensor& f, const at::Tensor& labels, int64_t classes) {
-  at::Tensor onehot = at::one_hot(labels, classes).to(at::kDouble);  // N x C
-  at::Tensor counts = onehot.sum(0).clamp_min(1).unsqueeze(1);
-  at::Tensor means = at::mm(onehot.t(), f) / counts;               // C x D
-  return means.index_select(0, labels);
-}
 
-}  // namespace zoobench::detail
-
-namespace zoobench::detail {
 
 Shrunk ledoit_wolf(const at::Tensor& x_in) {
   at::Tensor x = x_in - x_in.mean(0, true);

@@ -24,12 +24,8 @@ at::Tensor gram_rows_lower(const at::Tensor& x);
 at::Tensor gram_cols_lower(const at::Tensor& x);
 // ||S||_F^2 of a symmetric S given by its lower triangle.
 double symmetric_sq_norm(const at::Tensor& lower);
-// a + b m_ij for every i > j, row by row: the pairs of an RDM, read from a lower triangle.
-std::vector<double> strict_lower(const at::Tensor& m, double a, double b);
 // The smaller of the two Grams, and whether it is X^T X.
 at::Tensor small_gram(const at::Tensor& x, bool* is_cols = nullptr);
-// Pseudo-inverse by SVD, singular values below rcond * largest cut (numpy's rule).
-at::Tensor pinv(const at::Tensor& a, double rcond);
 // tr(pinv(S) B) for a symmetric positive semi-definite S, pinv cut at rcond:
 // a Cholesky solve when S is clearly non-singular (then pinv(S) = S^-1),
 // else S's eigen-decomposition with the cut (numpy's pinv on a PSD matrix).
@@ -42,12 +38,6 @@ at::Tensor covariance(const at::Tensor& x, int64_t ddof);
 // Bf (C x D) with Bf^T Bf = the covariance (1/(N - ddof)) of the rows g_i =
 // mean feature of sample i's class: rows sqrt(n_c / (N - ddof)) (mu_c - mu).
 at::Tensor class_scatter_factor(const at::Tensor& f, const at::Tensor& labels, int64_t classes, int64_t ddof);
-// Each row replaced by the mean of its class.
-at::Tensor class_means_per_row(const at::Tensor& f, const at::Tensor& labels, int64_t classes);
-
-}  // namespace zoobench::detail
-
-namespace zoobench::detail {
 
 // Ledoit-Wolf shrinkage of the 1/N covariance towards (tr S / D) I, as
 // scikit-learn's ledoit_wolf computes it (alpha clamped to [0, 1]).
