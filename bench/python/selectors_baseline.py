@@ -1,5 +1,5 @@
 """Side-by-side baseline for bench_selectors: straightforward numpy / scipy /
-scikit-learn forms of all 18 selectors (SELECTORS.md), run with Debian's
+scikit-learn forms of all 18 selectors (docs/selectors.md), run with Debian's
 python3-numpy on the same OpenBLAS. Generates one cell, writes it to
 OUT.h5 (with numpy's values under /expected, which bench_selectors checks its
 own against) and the timings to OUT.json: seconds per selector, the best of
@@ -72,7 +72,7 @@ def nce(p, y, c):
     return (joint[m] * np.log((joint / np.where(pz > 0, pz, 1))[m])).sum()
 
 
-def logme(f, y, c):  # the popular numpy form, full-rank evidence (SELECTORS.md)
+def logme(f, y, c):  # the popular numpy form, full-rank evidence (docs/selectors.md)
     n, d = f.shape
     sigma, v = np.linalg.eigh(f.T @ f)
     keep = sigma > 1e-10

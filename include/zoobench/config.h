@@ -73,6 +73,13 @@ struct ExtractConfig {
   int source_per_class = 100;  // Domain Similarity: source images per class behind each class mean
 };
 
+// Execution settings: how a run is spread, not what it computes. A resumed
+// experiment may change them.
+struct ExecutionConfig {
+  int ranks_per_cell = 1;       // a group of R ranks fine-tunes one unit data-parallel
+  std::string device = "auto";  // auto | cpu | cuda
+};
+
 struct Config {
   std::string source;  // the file it came from, or "<defaults>"
   std::string name;
@@ -86,6 +93,7 @@ struct Config {
   FinetuneConfig finetune;
   ExtractConfig extract;
   std::vector<std::string> selectors;
+  ExecutionConfig execution;
   std::string resolved_yaml;  // every key with defaults filled in: stored in outputs
 };
 

@@ -39,4 +39,16 @@ class IoError : public Error {
   using Error::Error;
 };
 
+// An error that every MPI rank has agreed on (a check of shared input, or one
+// rank's failure in a phase every rank waits on): rank 0 prints it once and
+// every rank exits with its code, with no MPI_Abort.
+class AgreedError : public Error {
+ public:
+  AgreedError(const std::string& what, int code) : Error(what), code_(code) {}
+  int exit_code() const override { return code_; }
+
+ private:
+  int code_;
+};
+
 }  // namespace zoobench

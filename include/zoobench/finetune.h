@@ -29,11 +29,27 @@ struct CellFinetune {
 // only for the configured domains). Deterministic for a seed at one thread.
 CellFinetune finetune_cell(Model& model, const ImageSet& set, const Task& task, const FinetuneConfig& cfg, uint64_t seed);
 
+// One learning rate of the grid. With a group of R ranks, the fine-tune is
+// data-parallel: every rank draws the same batches and augmentations, takes
+// its 1/R of each batch, BatchNorm statistics and gradients are combined over
+// the group, so R ranks compute what one would (to rounding). Every rank of
+// the group must call it; each returns the same run.
+FinetuneRun finetune_one(Model& model, const ImageSet& set, const Task& task, const FinetuneConfig& cfg, double lr,
+                         uint64_t seed, comm::Collective* group = nullptr);
+// The chosen run (best validation accuracy, ties: first) and the oracle.
+CellFinetune choose_lr(std::vector<FinetuneRun> runs);
+
+// The training loop itself on tensors (for tests and benchmarks).
+std::unique_ptr<FineTunable> finetune_train(Model& model, const at::Tensor& xtr, const at::Tensor& ytr, int64_t classes,
+                                            const FinetuneConfig& cfg, double lr, int epochs, bool flip, uint64_t seed,
+                                            comm::Collective* group = nullptr);
+
 // The probe model of RSA and DDS: `model` fine-tuned briefly (one lr, a few
 // epochs, the same recipe) on the task's training shots (train and
 // validation); returns its features of the data-set images `indices`
 // (N x D float32).
 at::Tensor probe_features(Model& model, const ImageSet& set, const Task& task, const FinetuneConfig& cfg, double lr,
-                          int epochs, const std::vector<int64_t>& indices, uint64_t seed);
+                          int epochs, const std::vector<int64_t>& indices, uint64_t seed,
+                          comm::Collective* group = nullptr);
 
 }  // namespace zoobench

@@ -12,6 +12,9 @@
 #include <vector>
 
 namespace zoobench {
+namespace comm {
+class Collective;
+}
 
 struct ManifestEntry {
   std::string name;
@@ -51,7 +54,13 @@ class FineTunable {
   virtual at::Tensor forward(const at::Tensor& x) = 0;  // new-head logits
   virtual at::Tensor features(const at::Tensor& x) = 0;  // the layer before the head, eval mode, no graph
   virtual std::vector<at::Tensor> parameters() = 0;
+  // Running statistics and other state that is not trained (BatchNorm).
+  virtual std::vector<at::Tensor> buffers() = 0;
   virtual void train(bool on) = 0;
+  // Data-parallel training: BatchNorm statistics over the group's whole
+  // batch. Only zoobench's own architectures can; others throw.
+  virtual void set_sync_batch_norm(comm::Collective* group) = 0;
+  virtual void to(const at::Device& device) = 0;
 };
 
 class Model {
@@ -67,10 +76,13 @@ class Model {
   bool has_source_head() const { return entry_.format != "torchscript" || !entry_.logits_method.empty(); }
   virtual int64_t feature_dim() = 0;
   // Per-sample gradient sketches of m Gaussian combinations of the logits
-  // with respect to the last convolution's weights (SELECTORS.md, LGC):
+  // with respect to the last convolution's weights (docs/selectors.md, LGC):
   // N x K (m blocks of K / m). Throws for models without a known last convolution.
   virtual at::Tensor grad_sketch(const at::Tensor& x, int m, int sketch_dim, uint64_t seed) = 0;
   virtual std::unique_ptr<FineTunable> finetune_copy(int64_t classes, uint64_t seed) = 0;
+  // Where the model computes; inputs are moved there, outputs come back on the CPU.
+  virtual void to(const at::Device& device) = 0;
+  virtual at::Device device() const = 0;
 
  protected:
   explicit Model(ManifestEntry e) : entry_(std::move(e)) {}

@@ -1,4 +1,5 @@
-// `zoobench run`: the whole pipeline of one experiment config.
+// `zoobench run`: the whole pipeline of one experiment config, spread over
+// the MPI ranks that started it, resumable after any kill.
 #pragma once
 #include <filesystem>
 #include <functional>
@@ -12,15 +13,20 @@ struct RunOptions {
   std::filesystem::path data_dir;
   bool quiet = false;
   int threads = 1;
-  // Ranks share packing and zoo training; cells run on rank 0 (the
-  // distributed scheduler is a later stage).
-  int rank = 0, world = 1;
-  std::function<void()> barrier = [] {};
+  bool fresh = false;            // move an existing experiment aside and start over
+  std::string device;            // overrides execution.device when set
+  std::string schedule = "dynamic";  // dynamic | static (round-robin: the baseline of the benchmarks)
   std::string context_versions;  // "libtorch=..;mpi=..;nccl=..", stored as root attributes
 };
 
-// pack missing data -> train missing zoo entries -> sample tasks -> extract
-// -> score -> fine-tune -> results/<name>/results.h5 (atomic) -> summary on stdout.
+// pack missing data -> train missing zoo entries -> sample tasks -> plan the
+// units -> every rank takes units from the queue (probe, source, score,
+// fine-tune), each written as a shard -> rank 0 merges the shards into
+// results/<name>/results.h5 -> summary on stdout. Returns the results path
+// (on every rank).
 std::filesystem::path run_experiment(const Config& c, const RunOptions& opt);
+
+// Prints the Spearman table and the zoo's gain from a merged results.h5.
+void print_summary(const std::filesystem::path& results_h5);
 
 }  // namespace zoobench

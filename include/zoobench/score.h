@@ -31,6 +31,14 @@ struct TaskScores {
   std::vector<ScoreRow> rows;     // model-major, selectors in the given order
 };
 
+// One model on one task: its arrays and every selector's terms (combine()
+// over the zoo turns terms into scores).
+struct CellScore {
+  CellArrays arrays;
+  std::vector<std::vector<double>> terms;  // per selector, in the scorer's order
+  std::vector<double> seconds;             // per selector: the score plus the per-cell arrays it reads
+};
+
 class ZooScorer {
  public:
   // data_dir: where the models' source domains are packed (Domain Similarity).
@@ -43,11 +51,19 @@ class ZooScorer {
   // (sketch m, K and seed; the probe model and its fine-tune; source images per class).
   std::string variant(const Selector& s) const;
   TaskScores score_task(const ImageSet& set, const Task& task);
+  const std::vector<const Selector*>& selectors() const { return sels_; }
+  // The pieces of score_task, for the distributed grid's units:
+  // the probe model fine-tuned on the task, its features of the scored samples (N x Dp float32);
+  at::Tensor probe_features_for(const ImageSet& set, const Task& task, comm::Collective* group = nullptr);
+  // Domain Similarity's summary of a model's source data (cached per model);
+  const SourceSummary& source(Model& m);
+  // one cell: probe (float32) and source are required when a selector needs them.
+  CellScore score_cell(Model& m, const ImageSet& set, const Task& task, const at::Tensor& probe_features,
+                       const SourceSummary* source);
   // Source-domain summaries computed so far, by model name (for storing).
   const std::map<std::string, SourceSummary>& sources() const { return sources_; }
 
  private:
-  const SourceSummary& source(Model& m);
   std::vector<const Selector*> sels_;
   std::vector<Model*> models_;
   ExtractConfig extract_;

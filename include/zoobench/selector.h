@@ -38,7 +38,7 @@ class Selector {
  public:
   virtual ~Selector() = default;
   virtual std::string name() const = 0;
-  virtual std::string variant() const = 0;  // the pinned variant (SELECTORS.md), stored with every score
+  virtual std::string variant() const = 0;  // the pinned variant (docs/selectors.md), stored with every score
   virtual unsigned needs() const = 0;       // Need bits
   virtual double score(const SelectorInputs& in) const = 0;
   // Scores defined relative to the zoo (NCTI min-max normalises its terms

@@ -11,6 +11,8 @@
 #include "zoobench/pack.h"
 #include "zoobench/progress.h"
 #include "zoobench/run.h"
+#include "zoobench/scheduler.h"
+#include "zoobench/error.h"
 #include "zoobench/zoo.h"
 
 namespace zoobench::cli {
@@ -76,20 +78,26 @@ int cmd_zoo_train(const Args& args) {
 
 int cmd_run(const Args& args) {
   auto opts = common("zoobench run");
+  opts.add_options()("fresh", "move an existing experiment aside (results/<name>.old-<utc>) and start over")(
+      "device", po::value<std::string>()->default_value(""), "auto | cpu | cuda (default: the config's execution.device)")(
+      "schedule", po::value<std::string>()->default_value("dynamic"),
+      "dynamic (largest ready unit first, any rank) | static (round-robin; a baseline for benchmarks)");
   po::positional_options_description pos;
   pos.add("config", 1);
-  auto vm = parse("zoobench run <config> [--data-dir DIR] [--threads N] [--quiet]", opts, args, &pos);
+  auto vm = parse("zoobench run <config> [--fresh] [--device D] [--data-dir DIR] [--threads N] [--quiet]", opts, args, &pos);
   if (!vm) return 0;
   Config c = load_with_overrides(*vm);
   int t = (*vm)["threads"].as<int>();
-  auto& world = comm::World::get();
   RunOptions opt;
   opt.threads = set_threads(t >= 0 ? t : c.threads);
   opt.data_dir = resolve_data_dir((*vm)["data-dir"].as<std::string>(), c.data_dir);
   opt.quiet = vm->count("quiet") > 0;
-  opt.rank = world.rank();
-  opt.world = world.size();
-  opt.barrier = [&] { world.barrier(); };
+  opt.fresh = vm->count("fresh") > 0;
+  opt.device = (*vm)["device"].as<std::string>();
+  if (!opt.device.empty() && opt.device != "auto" && opt.device != "cpu" && opt.device != "cuda")
+    throw UsageError("--device: unknown device '" + opt.device + "' (known: auto, cpu, cuda)");
+  opt.schedule = (*vm)["schedule"].as<std::string>();
+  policy_from(opt.schedule);
   opt.context_versions = std::string("libtorch=") + TORCH_VERSION + ";mpi=" + comm::mpi_library_version() +
                          ";nccl=" + comm::nccl_version();
   run_experiment(c, opt);

@@ -20,11 +20,12 @@ namespace zoobench::cli {
 
 int set_threads(int requested) {
   int n = requested;
-  if (n <= 0) {
-    int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    int ranks = comm::launched_by_mpi() ? comm::World::get().local_size() : 1;
-    n = std::max(1, cores / std::max(1, ranks));
-  }
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int ranks = comm::launched_by_mpi() ? comm::World::get().local_size() : 1;
+  if (n <= 0) n = std::max(1, cores / std::max(1, ranks));
+  else if (n * ranks > cores && comm::World::get().local_rank() == 0)
+    std::fprintf(stderr, "zoobench: warning: %d ranks x %d threads on a node of %d cores: oversubscribed, expect slow-downs "
+                 "(set threads: 0 to divide the cores)\n", ranks, n, cores);
   at::set_num_threads(n);
   return n;
 }

@@ -99,6 +99,10 @@ int main(int argc, char** argv) {
   int code = 0;
   try {
     code = cli::dispatch(args);
+  } catch (const AgreedError& e) {
+    if (!comm::launched_by_mpi() || comm::World::get().is_root()) std::fprintf(stderr, "zoobench: error: %s\n", e.what());
+    std::fflush(stdout);
+    return e.exit_code();
   } catch (const Error& e) {
     std::fprintf(stderr, "zoobench: error: %s\n", e.what());
     code = e.exit_code();

@@ -240,6 +240,8 @@ Config parse_config(const std::string& text, const std::string& source) {
                ex["sketch_dim"].as<int>(), ex["cache"].as<bool>(), ex["probe_model"] ? ex["probe_model"].as<std::string>() : "",
                ex["probe_epochs"].as<int>(), ex["probe_lr"].as<double>(), ex["source_per_class"].as<int>()};
   c.selectors = strings(res["selectors"]);
+  c.execution.ranks_per_cell = res["execution"]["ranks_per_cell"].as<int>();
+  c.execution.device = res["execution"]["device"].as<std::string>();
 
   YAML::Emitter out;
   out << res;

@@ -112,12 +112,18 @@ const Field& root_schema() {
         {"probe_lr", Kind::Float, "0.005", "lr of the probe's fine-tune (the RSA paper's)", 1e-6, 10},
         {"source_per_class", Kind::Int, "100", "Domain Similarity: source training images per class behind each class mean", 1, 1000000},
     };
+    Field execution{"execution", Kind::Map, "", "how `run` spreads the grid over MPI ranks and devices (may change on resume)"};
+    execution.fields = {
+        {"ranks_per_cell", Kind::Int, "1", "ranks per group; a group fine-tunes one unit data-parallel (must divide the ranks)", 1, 4096},
+        choice("device", "auto", "where models compute: auto = CUDA when this build and node have it", {"auto", "cpu", "cuda"}),
+    };
     Field r{"", Kind::Map, "", "an experiment"};
     r.fields = {
         {"name", Kind::String, "default", "experiment name; results go to <results_dir>/<name>/"},
         {"seed", Kind::Int, "0", "master seed", 0, 9.0e15},
-        {"threads", Kind::Int, "0", "libtorch threads per rank; 0 = cores / ranks on the node", 0, 1024},
+        {"threads", Kind::Int, "0", "libtorch intra-op threads per rank; 0 = cores / ranks on the node", 0, 1024},
         {"results_dir", Kind::String, "results", "root of all experiment outputs"},
+        execution,
         data,
         tasks,
         zoo,

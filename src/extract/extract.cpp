@@ -43,10 +43,10 @@ CellArrays extract_cell(Model& model, const ImageSet& set, const Task& task, con
     at::Tensor x = images_tensor(set, batch, channels);
     if (model.has_source_head()) {
       auto [f, z] = model.features_and_logits(x);
-      feats.push_back(f);
-      logits.push_back(z);
+      feats.push_back(f.cpu());
+      logits.push_back(z.cpu());
     } else {
-      feats.push_back(model.features(x));
+      feats.push_back(model.features(x).cpu());
     }
   }
   auto t1 = std::chrono::steady_clock::now();

@@ -58,7 +58,7 @@ SourceSummary source_summary(Model& model, const std::function<const ImageSet&(c
       for (size_t lo = 0; lo < idx.size(); lo += static_cast<size_t>(batch_size)) {
         std::vector<int64_t> b(idx.begin() + static_cast<ptrdiff_t>(lo),
                                idx.begin() + static_cast<ptrdiff_t>(std::min(idx.size(), lo + batch_size)));
-        sum += model.features(images_tensor(set, b, e.in_channels)).to(at::kDouble).sum(0);
+        sum += model.features(images_tensor(set, b, e.in_channels)).cpu().to(at::kDouble).sum(0);
       }
       means.push_back(sum / static_cast<double>(idx.size()));
       counts.push_back(total);

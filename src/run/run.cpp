@@ -1,29 +1,30 @@
+// The harness of `zoobench run`: set-up that every rank agrees on, the plan,
+// the work queue and the groups, the units, the merge and the report.
 #include "zoobench/run.h"
 
 #include <ATen/ATen.h>
-#include <hdf5.h>
+#include <torch/cuda.h>
+#include <unistd.h>
 
-#include <cmath>
+#include <chrono>
+#include <climits>
 #include <cstdio>
 #include <iostream>
-#include <chrono>
-#include <map>
+#include <optional>
 #include <set>
+#include <thread>
 
+#include "unit_runner.h"
+#include "zoobench/comm.h"
 #include "zoobench/error.h"
 #include "zoobench/extract.h"
-#include "zoobench/finetune.h"
-#include "zoobench/h5.h"
-#include "zoobench/h5_tensor.h"
 #include "zoobench/io.h"
-#include "zoobench/loader.h"
 #include "zoobench/pack.h"
+#include "zoobench/plan.h"
 #include "zoobench/progress.h"
-#include "zoobench/random.h"
-#include "zoobench/reduce.h"
-#include "zoobench/score.h"
+#include "zoobench/scheduler.h"
 #include "zoobench/selector.h"
-#include "zoobench/version.h"
+#include "zoobench/store.h"
 #include "zoobench/zoo.h"
 
 namespace zoobench {
@@ -31,199 +32,251 @@ namespace fs = std::filesystem;
 
 namespace {
 
-using Col = h5::Table::Column;
-using T = h5::Table::Type;
+// Runs f on every rank; if it fails anywhere, every rank throws the same
+// AgreedError (the message of the lowest failing rank), so no rank is left
+// waiting in a collective and the error is printed once.
+template <class F>
+void agreed(F f) {
+  auto& w = comm::World::get();
+  std::string msg;
+  int code = 0;
+  try {
+    f();
+  } catch (const Error& e) {
+    msg = e.what();
+    code = e.exit_code();
+  } catch (const std::exception& e) {
+    msg = std::string(e.what()).substr(0, std::string(e.what()).find('\n'));
+    code = 1;
+  }
+  if (w.size() == 1) {
+    if (code) throw AgreedError(msg, code);
+    return;
+  }
+  const int64_t lowest = w.size() - w.allreduce_max(code ? w.size() - w.rank() : 0);
+  if (lowest == w.size()) return;
+  std::string shared = w.broadcast(std::to_string(code) + "\n" + msg, static_cast<int>(lowest));
+  const size_t nl = shared.find('\n');
+  throw AgreedError(shared.substr(nl + 1), std::atoi(shared.substr(0, nl).c_str()));
+}
+
+at::Device pick_device(const std::string& want) {
+  const bool have = torch::cuda::is_available();
+  if (want == "cuda" && !have)
+    throw ConfigError("execution.device: cuda, but " +
+                      std::string(torch::cuda::device_count() == 0 && !at::hasCUDA()
+                                      ? "this build of libtorch has no CUDA support"
+                                      : "no CUDA device is visible") +
+                      " (use device: auto or cpu)");
+  if (want == "cpu" || !have) return at::Device(at::kCPU);
+  // Node-local rank mod the visible GPUs (CUDA_VISIBLE_DEVICES already applied by the runtime).
+  const int gpus = static_cast<int>(torch::cuda::device_count());
+  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(comm::World::get().local_rank() % gpus));
+}
+
+double epoch_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Everything a rank needs to run units, built identically on every rank.
+struct Grid {
+  Manifest manifest;
+  std::vector<std::unique_ptr<Model>> models;
+  std::vector<Task> tasks;
+  std::map<std::string, ImageSet> sets;
+  Plan plan;
+};
+
+Grid build_grid(const Config& c, const fs::path& data_dir, const at::Device& device) {
+  Grid g;
+  std::vector<const Selector*> sels = selectors_from(c.selectors);
+  g.manifest = Manifest::load(manifest_path(c));
+  std::vector<PlanTask> ptasks;
+  for (const auto& spec : c.tasks) {
+    auto it = g.sets.find(spec.dataset);
+    if (it == g.sets.end()) it = g.sets.emplace(spec.dataset, read_packed(packed_path(data_dir, spec.dataset))).first;
+    g.tasks.push_back(sample_task(spec, it->second));
+    const Task& t = g.tasks.back();
+    ptasks.push_back({spec.name, spec.shots, static_cast<int64_t>(spec.seed), t.train.size(), t.val.size(), t.test.size(),
+                      scored_samples(t, c.extract.max_per_class).size(), t.classes()});
+  }
+  g.sets.clear();  // the runner reads the sets it needs again, lazily
+  std::vector<PlanModel> pmodels;
+  unsigned needs = 0;
+  std::vector<std::string> names;
+  for (auto* s : sels) needs |= s->needs(), names.push_back(s->name());
+  int probe = -1;
+  for (const auto& e : g.manifest.entries) {
+    g.models.push_back(load_model(g.manifest, e));
+    g.models.back()->to(device);
+    pmodels.push_back({e.name, e.format, e.arch, e.width, e.in_channels, e.input_size, e.kind});
+    if (c.extract.probe_model.empty() ? e.kind == "generic" : e.name == c.extract.probe_model)
+      probe = static_cast<int>(pmodels.size()) - 1;
+    if (c.execution.ranks_per_cell > 1 && e.format != "builtin")
+      throw ConfigError(c.source + ": execution.ranks_per_cell: " + std::to_string(c.execution.ranks_per_cell) +
+                        " needs zoobench architectures for synchronised BatchNorm; zoo entry '" + e.name + "' is " + e.format);
+  }
+  g.plan = make_plan(c, pmodels, ptasks, names, needs, probe);
+  return g;
+}
+
+// The experiment's identity: the resolved config and the zoo's weights.
+std::string identity_yaml(const Config& c, const Manifest& m) {
+  std::string s = c.resolved_yaml + "zoo_weights:\n";
+  for (const auto& e : m.entries) s += "  \"" + e.name + "\": \"" + e.sha256 + "\"\n";
+  return s;
+}
+
+void write_text(const fs::path& file, const std::string& text) {
+  AtomicPath out(file);
+  FILE* fp = std::fopen(out.tmp().c_str(), "w");
+  if (!fp) throw IoError("cannot write '" + out.tmp().string() + "'");
+  std::fwrite(text.data(), 1, text.size(), fp);
+  std::fclose(fp);
+  out.commit();
+}
 
 }  // namespace
 
 fs::path run_experiment(const Config& c, const RunOptions& opt) {
-  std::vector<const Selector*> sels = selectors_from(c.selectors);
-  if (c.tasks.empty()) throw ConfigError(c.source + ": tasks: the experiment has no tasks");
+  auto& world = comm::World::get();
+  const int R = c.execution.ranks_per_cell;
+  at::Device device(at::kCPU);
+  agreed([&] {
+    if (c.tasks.empty()) throw ConfigError(c.source + ": tasks: the experiment has no tasks");
+    if (c.zoo.manifest.empty() && c.zoo.models.empty())
+      throw ConfigError(c.source + ": zoo: configure zoo.experts (and multi_domain, generic) or zoo.manifest");
+    if (world.size() % R != 0)
+      throw ConfigError(c.source + ": execution.ranks_per_cell: " + std::to_string(R) + " does not divide the " +
+                        std::to_string(world.size()) + " ranks of this run");
+    if (R > 1 && c.finetune.batch_size < R)
+      throw ConfigError(c.source + ": execution.ranks_per_cell: " + std::to_string(R) + " ranks cannot share batches of " +
+                        std::to_string(c.finetune.batch_size) + " (finetune.batch_size)");
+    device = pick_device(opt.device.empty() ? c.execution.device : opt.device);
+    selectors_from(c.selectors);
+  });
 
   // ---- 1. data: pack the built-in domains that the tasks and the zoo read, if missing
-  std::set<std::string> needed;
-  for (const auto& t : c.tasks) needed.insert(t.dataset);
-  if (c.zoo.manifest.empty())
-    for (const auto& m : c.zoo.models) needed.insert(m.domains.begin(), m.domains.end());
-  std::vector<std::string> builtin = builtin_domains(), to_pack;
-  for (const auto& d : needed)
-    if (std::find(builtin.begin(), builtin.end(), d) != builtin.end()) to_pack.push_back(d);
-  PackOptions popt;
-  popt.raw_dir = default_raw_dir();
-  pack_domains(to_pack, opt.data_dir, popt, false, std::max(1, opt.threads), opt.rank, opt.world);
-  opt.barrier();
+  agreed([&] {
+    std::set<std::string> needed;
+    for (const auto& t : c.tasks) needed.insert(t.dataset);
+    if (c.zoo.manifest.empty())
+      for (const auto& m : c.zoo.models) needed.insert(m.domains.begin(), m.domains.end());
+    std::vector<std::string> builtin = builtin_domains(), to_pack;
+    for (const auto& d : needed)
+      if (std::find(builtin.begin(), builtin.end(), d) != builtin.end()) to_pack.push_back(d);
+    PackOptions popt;
+    popt.raw_dir = default_raw_dir();
+    pack_domains(to_pack, opt.data_dir, popt, false, std::max(1, opt.threads), world.rank(), world.size());
+  });
 
-  // ---- 2. the zoo: train what is missing
-  if (c.zoo.manifest.empty() && c.zoo.models.empty())
-    throw ConfigError(c.source + ": zoo: configure zoo.experts (and multi_domain, generic) or zoo.manifest");
-  auto jobs = train_zoo(c, opt.data_dir, opt.rank, opt.world, opt.barrier, false, opt.quiet);
-  if (opt.rank != 0) return {};
-  for (const auto& j : jobs)
-    for (const auto& [name, acc] : j.accuracies)
-      std::fprintf(stderr, "zoo %-28s source test accuracy %5.1f%% (%s)\n", name.c_str(), 100 * acc,
-                   j.trained ? ("trained in " + format_seconds(j.seconds)).c_str() : "kept");
-  Manifest manifest = Manifest::load(manifest_path(c));
+  // ---- 2. the zoo: train what is missing (one model per rank)
+  std::vector<ZooJobResult> jobs;
+  agreed([&] { jobs = train_zoo(c, opt.data_dir, world.rank(), world.size(), [&] { world.barrier(); }, false, opt.quiet); });
+  if (world.is_root())
+    for (const auto& j : jobs)
+      for (const auto& [name, acc] : j.accuracies)
+        std::fprintf(stderr, "zoo %-28s source test accuracy %5.1f%% (%s)\n", name.c_str(), 100 * acc,
+                     j.trained ? ("trained in " + format_seconds(j.seconds)).c_str() : "kept");
 
-  // ---- 3. tasks, then models: every input error before any heavy work
-  std::map<std::string, ImageSet> sets;
-  std::vector<Task> tasks;
-  for (const auto& spec : c.tasks) {
-    auto it = sets.find(spec.dataset);
-    if (it == sets.end()) it = sets.emplace(spec.dataset, read_packed(packed_path(opt.data_dir, spec.dataset))).first;
-    tasks.push_back(sample_task(spec, it->second));
+  // ---- 3. tasks, models and the plan on every rank; the experiment folder on rank 0
+  Grid grid;
+  agreed([&] { grid = build_grid(c, opt.data_dir, device); });
+  const fs::path exp = fs::path(c.results_dir) / c.name;
+  std::optional<store::Lock> lock;
+  std::vector<char> done;
+  std::string run_id, started = utc_now();
+  agreed([&] {
+    if (!world.is_root()) return;
+    std::error_code ec;
+    if (opt.fresh && fs::exists(exp)) {
+      { store::Lock probe(exp / "lock", ""); }  // refuse to move a running experiment
+      fs::path old = store::move_aside(exp);
+      std::fprintf(stderr, "moved the old experiment aside: %s\n", old.string().c_str());
+    }
+    fs::create_directories(exp / "shards", ec);
+    if (ec) throw IoError("cannot create the results folder '" + (exp / "shards").string() + "': " + ec.message());
+    run_id = world.host() + ":" + std::to_string(::getpid()) + ":" + started;
+    lock.emplace(exp / "lock", run_id);
+    store::check_identity(exp, identity_yaml(c, grid.manifest));
+    if (!fs::exists(exp / "config.yaml")) write_text(exp / "config.yaml", c.resolved_yaml);
+    write_text(exp / "plan.json", grid.plan.to_json());
+    if (size_t n = store::remove_stale_temporaries(exp))
+      std::fprintf(stderr, "removed %zu half-written shard(s) of killed runs\n", n);
+    done = store::done_units(exp, grid.plan);
+  });
+  run_id = world.broadcast(run_id);
+  started = world.broadcast(started);
+
+  // ---- 4. groups of R ranks; the group's first rank asks the queue for units
+  const int groups = world.size() / R;
+  std::shared_ptr<comm::Group> group = world.split(world.rank() / R, world.rank());
+  std::unique_ptr<comm::Collective> coll;
+  agreed([&] { coll = comm::Collective::create(group, device.is_cuda()); });
+  const bool leader = group->rank() == 0;
+
+  std::unique_ptr<Dispatcher> dispatcher;
+  std::unique_ptr<Progress> progress;
+  if (world.is_root()) {
+    dispatcher = std::make_unique<Dispatcher>(grid.plan, done, groups, policy_from(opt.schedule));
+    const size_t todo = dispatcher->todo_at_start(), total = dispatcher->total();
+    std::fprintf(stderr, "%s: %zu units (%zu done before, %zu to do) on %d rank(s) in %d group(s) of %d, %s, %s schedule\n",
+                 c.name.c_str(), total, total - todo, todo, world.size(), groups, R, device.str().c_str(),
+                 opt.schedule.c_str());
+    if (todo < static_cast<size_t>(groups))
+      std::fprintf(stderr, "note: %zu unit(s) to do for %d group(s): %zu group(s) will have nothing to do\n", todo, groups,
+                   static_cast<size_t>(groups) - todo);
+    progress = std::make_unique<Progress>("units", todo, opt.quiet);
   }
-  std::vector<std::unique_ptr<Model>> models;
-  for (const auto& e : manifest.entries) models.push_back(load_model(manifest, e));
+  // Requests: {group, unit just finished or -1}; replies: {unit | kWait | kFinished}.
+  comm::Service service(
+      [&](int, const std::vector<int64_t>& msg) -> std::vector<int64_t> {
+        if (msg.at(1) >= 0) {
+          dispatcher->complete(msg[1]);
+          progress->step(grid.plan.units[static_cast<size_t>(msg[1])].id);
+        }
+        return {dispatcher->next(static_cast<int>(msg.at(0)))};
+      },
+      [](const std::vector<int64_t>& reply) { return reply.at(0) == Dispatcher::kFinished; }, groups - 1);
 
-  // ---- 4. cells
-  fs::path out = fs::path(c.results_dir) / c.name / "results.h5";
-  AtomicPath atomic(out);
-  h5::File f = h5::File::create(atomic.tmp());
-  f.set_attr("schema_version", int64_t{1});
-  f.set_attr("zoobench_version", ZOOBENCH_VERSION);
-  f.set_attr("git_sha", ZOOBENCH_GIT_SHA);
-  f.set_attr("created_utc", utc_now());
-  f.set_attr("config_yaml", c.resolved_yaml);
-  f.set_attr("config_source", c.source);
-  f.set_attr("versions", opt.context_versions);
-  f.set_attr("threads", static_cast<int64_t>(opt.threads));
-  f.set_attr("manifest", manifest_path(c).string());
-  {  // the tables close before the file does
-  const std::vector<Col> key = {{"model", T::String, "zoo entry"}, {"task", T::String, "task name"},
-                                {"shot", T::Int64, "training images per class"}, {"seed", T::Int64, "task seed"}};
-  auto with = [&](std::vector<Col> extra) {
-    std::vector<Col> cols = key;
-    cols.insert(cols.end(), extra.begin(), extra.end());
-    return cols;
-  };
-  h5::Table cells(f, "cells", with({}));
-  h5::Table scores(f, "scores", with({{"selector", T::String, "selector name"},
-                                      {"value", T::Float64, "score; higher = better predicted transfer"},
-                                      {"seconds", T::Float64, "wall time of this score alone"}}));
-  h5::Table shared(f, "shared_costs", {{"what", T::String, "probe_features (per task) or source_class_means (per model)"},
-                                       {"model", T::String, "zoo entry"}, {"task", T::String, "task name, empty when per model"},
-                                       {"seconds", T::Float64, "shared by every score that reads it, not in /scores seconds"}});
-  h5::Table runs(f, "finetune", with({{"lr", T::Float64, "learning rate"}, {"epochs", T::Int64, ""},
-                                      {"train_acc", T::Float64, ""}, {"val_acc", T::Float64, "on the validation split carved from the shots"},
-                                      {"test_acc", T::Float64, ""}, {"chosen", T::Int64, "1 = best validation accuracy of the grid"},
-                                      {"seconds", T::Float64, ""}, {"ranks", T::Int64, "ranks that trained it"}}));
-  h5::Table truth(f, "ground_truth", with({{"lr", T::Float64, "the lr chosen on validation"},
-                                           {"val_acc", T::Float64, ""}, {"test_acc", T::Float64, "the ground truth"},
-                                           {"oracle_test_acc", T::Float64, "best test accuracy over the lr grid (the seed paper's choice)"}}));
-
-  // score[task][selector][model], acc[task][model]
-  std::map<std::string, std::map<std::string, std::vector<double>>> score_of;
-  std::map<std::string, std::vector<double>> acc_of;
+  store::Provenance who{run_id, started, world.host(), group->world_rank_of_root(), R};
+  store::RunContext ctx{opt.context_versions, manifest_path(c).string(), opt.threads, c.source};
   std::vector<Model*> zoo;
-  for (auto& m : models) zoo.push_back(m.get());
-  ZooScorer scorer(sels, zoo, c.extract, c.finetune, opt.data_dir, c.seed);
-  for (auto* s : sels) scores.group().set_attr("variant." + s->name(), scorer.variant(*s));
-  Progress progress("cells", tasks.size() * models.size(), opt.quiet);
-  for (const auto& task : tasks) {
-    const ImageSet& set = sets.at(task.spec.dataset);
-    const int64_t shot = task.spec.shots, tseed = static_cast<int64_t>(task.spec.seed);
-    TaskScores ts = scorer.score_task(set, task);
-    if (ts.probe_features.defined()) {
-      shared.append({std::string("probe_features"), scorer.probe()->name(), task.spec.name, ts.probe_seconds});
-      if (c.extract.cache) {
-        h5::Group g = h5::ensure_group(f, "features/_probe/" + task.spec.name);
-        h5::write_matrix(g, "features", ts.probe_features, "N x Dp float32, the probe model's features (RSA, DDS)");
-        g.set_attr("probe_model", scorer.probe()->name());
+  for (auto& m : grid.models) zoo.push_back(m.get());
+  UnitRunner runner(c, grid.plan, zoo, grid.tasks, opt.data_dir, exp, who, ctx);
+  size_t mine = 0;
+  int64_t finished = -1;
+  for (int wait_ms = 5;;) {
+    int64_t unit = Dispatcher::kFinished;
+    if (leader) {
+      unit = service.request({world.rank() / R, finished}).at(0);
+      finished = -1;
+      if (unit == Dispatcher::kWait) {  // dependencies in flight elsewhere
+        std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
+        wait_ms = std::min(wait_ms * 2, 200);
+        continue;
       }
+      wait_ms = 5;
     }
-    for (size_t m = 0; m < models.size(); ++m) {
-      const CellArrays& arr = ts.cells[m];
-      if (c.extract.cache) {
-        h5::Group g = h5::ensure_group(f, "features/" + models[m]->name() + "/" + task.spec.name);
-        h5::write_matrix(g, "features", arr.features, "N x D float32, the layer before the classifier");
-        h5::write_matrix(g, "labels", arr.labels, "task labels");
-        if (arr.source_logits.defined())
-          h5::write_matrix(g, "source_logits", arr.source_logits, "N x Cs, the source head's logits");
-        h5::write_matrix(g, "indices", labels_tensor(arr.indices), "indices into the packed data set");
-        if (arr.grad_sketch.defined()) h5::write_matrix(g, "grad_sketch", arr.grad_sketch, "N x K gradient sketches (m blocks of K/m)");
-      }
-      cells.append({models[m]->name(), task.spec.name, shot, tseed});
-    }
-    for (const auto& r : ts.rows) {
-      scores.append({r.model, task.spec.name, shot, tseed, r.selector, r.value, r.seconds});
-      score_of[task.spec.name][r.selector].push_back(r.value);
-    }
-    for (auto& model : models) {
-      const uint64_t seed = derive_seed(c.seed, model->name() + "/" + task.spec.name);
-      CellFinetune ft = finetune_cell(*model, set, task, c.finetune, seed);
-      for (size_t k = 0; k < ft.runs.size(); ++k) {
-        const auto& r = ft.runs[k];
-        runs.append({model->name(), task.spec.name, shot, tseed, r.lr, int64_t{r.epochs}, r.train_acc, r.val_acc,
-                     r.test_acc, int64_t{k == ft.chosen}, r.seconds, int64_t{1}});
-      }
-      truth.append({model->name(), task.spec.name, shot, tseed, ft.best().lr, ft.best().val_acc, ft.best().test_acc,
-                    ft.oracle_test_acc});
-      acc_of[task.spec.name].push_back(ft.best().test_acc);
-      progress.step(model->name() + " x " + task.spec.name);
-    }
+    unit = group->broadcast(unit);
+    if (unit == Dispatcher::kFinished) break;
+    runner.run(static_cast<size_t>(unit), coll.get());
+    finished = unit;
+    ++mine;
   }
-  for (const auto& [name, src] : scorer.sources()) {
-    shared.append({std::string("source_class_means"), name, std::string(), src.seconds});
-    if (c.extract.cache) {
-      h5::Group g = h5::ensure_group(f, "source_domain/" + name);
-      h5::write_matrix(g, "class_means", src.means, "S x D, mean feature of each source class (Domain Similarity)");
-      h5::write_matrix(g, "class_counts", src.counts, "S, training images of each source class");
-    }
-  }
-  progress.finish();
+  if (leader && mine == 0 && !world.is_root())
+    std::fprintf(stderr, "rank %d: no unit was left for this group\n", world.rank());
 
-  // ---- 5. first tables: Spearman per task and selector, the zoo's gain over the generic model
-  int generic = -1;
-  for (size_t m = 0; m < models.size(); ++m)
-    if (models[m]->entry().kind == "generic") generic = static_cast<int>(m);
-  h5::Group tables = f.create_group("tables");
-  h5::Table rho_t(tables, "spearman", {{"task", T::String, ""}, {"selector", T::String, ""},
-                                       {"rho", T::Float64, "Spearman correlation of scores and fine-tuned test accuracy over the zoo"},
-                                       {"models", T::Int64, ""}});
-  h5::Table gain_t(tables, "gain", {{"task", T::String, ""}, {"best_model", T::String, ""}, {"best_acc", T::Float64, ""},
-                                    {"generic_model", T::String, ""}, {"generic_acc", T::Float64, ""},
-                                    {"gain", T::Float64, "best_acc - generic_acc"}});
-  char line[512];
-  std::string header = "task                    ";
-  for (auto* s : sels) {  // right-aligned over the numbers, cut to 8 characters
-    std::snprintf(line, sizeof line, " %8s", s->name().substr(0, 8).c_str());
-    header += line;
+  // ---- 5. every unit is on disk: rank 0 merges and reports
+  fs::path out = exp / "results.h5";
+  world.barrier();
+  if (world.is_root()) {
+    progress->finish();
+    out = store::merge(exp);
+    print_summary(out);
+    std::cout << "\nresults: " << out.string() << "\n";
   }
-  header += "  best model (test acc)          gain vs generic";
-  std::cout << "\nSpearman rho of each score against the fine-tuned test accuracy, over " << models.size()
-            << " zoo entries:\n" << header << "\n";
-  for (const auto& task : tasks) {
-    const auto& acc = acc_of[task.spec.name];
-    std::snprintf(line, sizeof line, "%-24s", task.spec.name.c_str());
-    std::string row = line;
-    for (auto* s : sels) {
-      double r = spearman(score_of[task.spec.name][s->name()], acc);
-      rho_t.append({task.spec.name, s->name(), r, static_cast<int64_t>(models.size())});
-      std::snprintf(line, sizeof line, " %8.3f", r);
-      row += line;
-    }
-    size_t best = static_cast<size_t>(std::max_element(acc.begin(), acc.end()) - acc.begin());
-    std::snprintf(line, sizeof line, "  %-22s %5.1f%%", models[best]->name().c_str(), 100 * acc[best]);
-    row += line;
-    if (generic >= 0) {
-      double g = acc[static_cast<size_t>(generic)];
-      gain_t.append({task.spec.name, models[best]->name(), acc[best], models[static_cast<size_t>(generic)]->name(), g, acc[best] - g});
-      std::snprintf(line, sizeof line, "  %+6.1f points", 100 * (acc[best] - g));
-      row += line;
-    }
-    std::cout << row << "\n";
-  }
-  cells.flush();
-  scores.flush();
-  shared.flush();
-  runs.flush();
-  truth.flush();
-  rho_t.flush();
-  gain_t.flush();
-  }
-  f.close();
-  atomic.commit();
-  std::cout << "\nresults: " << out.string() << "\n";
+  world.barrier();
   return out;
 }
 

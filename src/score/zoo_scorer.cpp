@@ -69,64 +69,77 @@ const SourceSummary& ZooScorer::source(Model& m) {
   return it->second;
 }
 
+at::Tensor ZooScorer::probe_features_for(const ImageSet& set, const Task& task, comm::Collective* group) {
+  if (!probe_) throw Error("no probe model: no selector of this run needs one");
+  std::vector<int64_t> indices;
+  for (size_t p : scored_samples(task, extract_.max_per_class))
+    indices.push_back(p < task.train.size() ? task.train[p] : task.val[p - task.train.size()]);
+  return probe_features(*probe_, set, task, finetune_, extract_.probe_lr, extract_.probe_epochs, indices,
+                        derive_seed(seed_, "probe/" + task.spec.name), group);
+}
+
+CellScore ZooScorer::score_cell(Model& m, const ImageSet& set, const Task& task, const at::Tensor& probe,
+                                const SourceSummary* src) {
+  CellScore out;
+  const uint64_t seed = derive_seed(seed_, m.name() + "/" + task.spec.name);
+  const bool sketch = (needs_ & kNeedGradSketch) != 0;
+  if (sketch && m.entry().format != "builtin")
+    throw DataError("model '" + m.name() + "': selector(s) " + names_needing(sels_, kNeedGradSketch) +
+                    " need gradient sketches, which need a zoobench architecture (this entry is " + m.entry().format + ")");
+  out.arrays = extract_cell(m, set, task, extract_, sketch, seed);
+  const CellArrays& arr = out.arrays;
+  SelectorInputs in;
+  in.features = arr.features.to(at::kDouble);
+  in.labels = arr.labels;
+  in.classes = static_cast<int64_t>(task.classes());
+  if (needs_ & kNeedSourceProbs) {
+    if (!arr.source_logits.defined())
+      throw DataError("model '" + m.name() + "': selector(s) " + names_needing(sels_, kNeedSourceProbs) +
+                      " need source logits, and this entry has no source head");
+    in.source_probs = at::softmax(arr.source_logits.to(at::kDouble), 1);
+  }
+  if (arr.grad_sketch.defined()) in.grad_sketch = arr.grad_sketch.to(at::kDouble);
+  if ((needs_ & kNeedSourceDomain) && src) {
+    in.source_class_means = src->means;
+    in.source_class_counts = src->counts;
+  }
+  if ((needs_ & kNeedProbeFeatures) && probe.defined()) in.probe_features = probe.to(at::kDouble);
+  const std::string who = "model '" + m.name() + "', task '" + task.spec.name + "'";
+  for (const Selector* s : sels_) {
+    validate_inputs(in, s->needs(), who + ", selector '" + s->name() + "'");
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<double> t = s->terms(in);
+    double sec = since(t0);
+    if (s->needs() & (kNeedFeatures | kNeedSourceProbs)) sec += arr.seconds_features;  // one forward pass gives both
+    if (s->needs() & kNeedGradSketch) sec += arr.seconds_sketch;
+    for (double x : t)
+      if (!std::isfinite(x)) throw DataError(who + ": selector '" + s->name() + "' gave a non-finite score");
+    out.terms.push_back(std::move(t));
+    out.seconds.push_back(sec);
+  }
+  return out;
+}
+
 TaskScores ZooScorer::score_task(const ImageSet& set, const Task& task) {
   TaskScores out;
-  const int64_t classes = static_cast<int64_t>(task.classes());
-  std::vector<SelectorInputs> inputs;
-  for (Model* m : models_) {
-    const uint64_t seed = derive_seed(seed_, m->name() + "/" + task.spec.name);
-    const bool sketch = (needs_ & kNeedGradSketch) != 0;
-    if (sketch && m->entry().format != "builtin")
-      throw DataError("model '" + m->name() + "': selector(s) " + names_needing(sels_, kNeedGradSketch) +
-                      " need gradient sketches, which need a zoobench architecture (this entry is " + m->entry().format + ")");
-    out.cells.push_back(extract_cell(*m, set, task, extract_, sketch, seed));
-    const CellArrays& arr = out.cells.back();
-    SelectorInputs in;
-    in.features = arr.features.to(at::kDouble);
-    in.labels = arr.labels;
-    in.classes = classes;
-    if (needs_ & kNeedSourceProbs) {
-      if (!arr.source_logits.defined())
-        throw DataError("model '" + m->name() + "': selector(s) " + names_needing(sels_, kNeedSourceProbs) +
-                        " need source logits, and this entry has no source head");
-      in.source_probs = at::softmax(arr.source_logits.to(at::kDouble), 1);
-    }
-    if (arr.grad_sketch.defined()) in.grad_sketch = arr.grad_sketch.to(at::kDouble);
-    if (needs_ & kNeedSourceDomain) {
-      const SourceSummary& s = source(*m);
-      in.source_class_means = s.means;
-      in.source_class_counts = s.counts;
-    }
-    inputs.push_back(std::move(in));
-  }
-  source_sets_.clear();  // every model's summary exists now: later tasks reuse those, not the images
   if (needs_ & kNeedProbeFeatures) {
     auto t0 = std::chrono::steady_clock::now();
-    out.probe_features = probe_features(*probe_, set, task, finetune_, extract_.probe_lr, extract_.probe_epochs,
-                                        out.cells.front().indices, derive_seed(seed_, "probe/" + task.spec.name));
+    out.probe_features = probe_features_for(set, task);
     out.probe_seconds = since(t0);
-    at::Tensor probe = out.probe_features.to(at::kDouble);  // one float64 copy shared by every model
-    for (auto& in : inputs) in.probe_features = probe;
   }
   // terms[selector][model]; zoo-relative selectors are combined once every model is in.
   std::vector<std::vector<std::vector<double>>> terms(sels_.size());
   std::vector<std::vector<double>> secs(sels_.size());
-  for (size_t m = 0; m < models_.size(); ++m) {
-    const std::string who = "model '" + models_[m]->name() + "', task '" + task.spec.name + "'";
+  for (Model* m : models_) {
+    const SourceSummary* src = (needs_ & kNeedSourceDomain) ? &source(*m) : nullptr;
+    CellScore cell = score_cell(*m, set, task, out.probe_features, src);
     for (size_t k = 0; k < sels_.size(); ++k) {
-      const Selector* s = sels_[k];
-      validate_inputs(inputs[m], s->needs(), who + ", selector '" + s->name() + "'");
-      auto t0 = std::chrono::steady_clock::now();
-      std::vector<double> t = s->terms(inputs[m]);
-      double sec = since(t0);
-      if (s->needs() & (kNeedFeatures | kNeedSourceProbs)) sec += out.cells[m].seconds_features;  // one forward pass gives both
-      if (s->needs() & kNeedGradSketch) sec += out.cells[m].seconds_sketch;
-      for (double x : t)
-        if (!std::isfinite(x)) throw DataError(who + ": selector '" + s->name() + "' gave a non-finite score");
-      terms[k].push_back(std::move(t));
-      secs[k].push_back(sec);
+      terms[k].push_back(std::move(cell.terms[k]));
+      secs[k].push_back(cell.seconds[k]);
     }
+    out.cells.push_back(std::move(cell.arrays));
   }
+  source_sets_.clear();  // every model's summary exists now: later tasks reuse those, not the images
   std::vector<std::vector<double>> values(sels_.size());
   for (size_t k = 0; k < sels_.size(); ++k) values[k] = sels_[k]->combine(terms[k]);
   for (size_t m = 0; m < models_.size(); ++m)

@@ -1,4 +1,4 @@
-// SFDA (Shao et al. 2022), as the authors' code computes it (SELECTORS.md):
+// SFDA (Shao et al. 2022), as the authors' code computes it (docs/selectors.md):
 // a regularised Fisher discriminant, ConfMix on a copy of the features, a
 // refit with the same lambda; the score is mean_i p(y_i | x_i), no log.
 // With every eigenvector kept and normalised as V^T S_w' V = I, V V^T =

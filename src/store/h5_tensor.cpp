@@ -28,3 +28,28 @@ void write_matrix(Group& g, const std::string& name, const at::Tensor& t, const 
 }
 
 }  // namespace zoobench::h5
+
+namespace zoobench::h5 {
+
+at::Tensor read_matrix(const Group& g, const std::string& name) {
+  Dataset d = g.dataset(name);
+  std::vector<int64_t> shape;
+  for (hsize_t s : d.shape()) shape.push_back(static_cast<int64_t>(s));
+  H5T_class_t cls = H5Tget_class(Id(H5Dget_type(d.id()), H5Tclose).get());
+  size_t width = H5Tget_size(Id(H5Dget_type(d.id()), H5Tclose).get());
+  if (cls == H5T_INTEGER) {
+    at::Tensor t = at::empty(shape, at::kLong);
+    d.read_into(t.data_ptr<int64_t>(), d.size());
+    return t;
+  }
+  if (cls == H5T_FLOAT && width == 8) {
+    at::Tensor t = at::empty(shape, at::kDouble);
+    d.read_into(t.data_ptr<double>(), d.size());
+    return t;
+  }
+  at::Tensor t = at::empty(shape, at::kFloat);
+  d.read_into(t.data_ptr<float>(), d.size());
+  return t;
+}
+
+}  // namespace zoobench::h5

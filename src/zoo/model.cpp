@@ -24,7 +24,12 @@ class Normaliser {
  public:
   explicit Normaliser(const ManifestEntry& e)
       : mean_(channel_tensor(e.mean, e.in_channels, 0.0)), std_(channel_tensor(e.std, e.in_channels, 1.0)) {}
-  at::Tensor operator()(const at::Tensor& x) const { return (x - mean_) / std_; }
+  at::Tensor operator()(const at::Tensor& x) const { return (x.to(mean_.device()) - mean_) / std_; }
+  void to(const at::Device& d) {
+    mean_ = mean_.to(d);
+    std_ = std_.to(d);
+  }
+  at::Device device() const { return mean_.device(); }
 
  private:
   at::Tensor mean_, std_;
@@ -55,9 +60,20 @@ class BuiltinTunable : public FineTunable {
     for (const auto& t : head_->parameters()) p.push_back(t);
     return p;
   }
+  std::vector<at::Tensor> buffers() override {
+    std::vector<at::Tensor> b;
+    for (const auto& t : net_->buffers()) b.push_back(t);
+    return b;
+  }
   void train(bool on) override {
     net_->train(on);
     head_->train(on);
+  }
+  void set_sync_batch_norm(comm::Collective* group) override { net_->set_sync(group); }
+  void to(const at::Device& d) override {
+    net_->to(d);
+    head_->to(d);
+    norm_.to(d);
   }
 
  private:
@@ -105,6 +121,9 @@ class BuiltinModel : public Model {
     at::Tensor A = gaussian({k1, cout}, seed * 2 + 1) / std::sqrt(static_cast<double>(k1));
     at::Tensor B = gaussian({k2, cin * (*k)[0] * (*k)[1]}, seed * 2 + 2) / std::sqrt(static_cast<double>(k2));
     at::Tensor V = gaussian({m, static_cast<int64_t>(entry_.head_classes.at(entry_.domain_index))}, seed * 2 + 3);
+    A = A.to(device());  // drawn on the CPU, so every device sketches with the same matrices
+    B = B.to(device());
+    V = V.to(device());
     torch::Tensor last_in, last_out;
     torch::Tensor feats = net_->features(norm_(x), &last_in, &last_out);
     torch::Tensor z = net_->heads[net_->active]->forward(feats);
@@ -122,13 +141,21 @@ class BuiltinModel : public Model {
       torch::Tensor ad = torch::matmul(A, delta.flatten(2));             // N x k1 x L
       parts.push_back(torch::bmm(ad, bp.transpose(1, 2)).flatten(1));    // N x k1*k2
     }
-    return torch::cat(parts, 1).detach();
+    return torch::cat(parts, 1).detach().cpu();
   }
 
   std::unique_ptr<FineTunable> finetune_copy(int64_t classes, uint64_t seed) override {
     torch::manual_seed(seed);
-    return std::make_unique<BuiltinTunable>(zoo::clone_net(net_), norm_, classes);
+    Net copy = zoo::clone_net(net_);  // serialised through the CPU
+    auto t = std::make_unique<BuiltinTunable>(copy, norm_, classes);
+    t->to(device());
+    return t;
   }
+  void to(const at::Device& d) override {
+    net_->to(d);
+    norm_.to(d);
+  }
+  at::Device device() const override { return norm_.device(); }
   Net& net() { return net_; }
 
  private:
@@ -157,9 +184,23 @@ class ScriptTunable : public FineTunable {
     for (const auto& t : head_->parameters()) p.push_back(t);
     return p;
   }
+  std::vector<at::Tensor> buffers() override {
+    std::vector<at::Tensor> b;
+    for (const auto& t : m_.buffers()) b.push_back(t);
+    return b;
+  }
   void train(bool on) override {
     m_.train(on);
     head_->train(on);
+  }
+  void set_sync_batch_norm(comm::Collective* group) override {
+    if (group) throw Error("data-parallel fine-tuning (execution.ranks_per_cell > 1) needs a zoobench architecture: "
+                           "a TorchScript model's BatchNorm cannot be synchronised");
+  }
+  void to(const at::Device& d) override {
+    m_.to(d);
+    head_->to(d);
+    norm_.to(d);
   }
 
  private:
@@ -191,8 +232,15 @@ class ScriptModel : public Model {
     int64_t dim = feature_dim();
     torch::manual_seed(seed);
     // A fresh load, not Module::clone(): cloned parameters are not leaves and cannot be optimised.
-    return std::make_unique<ScriptTunable>(torch::jit::load(file_), entry_.features_method, norm_, dim, classes);
+    auto t = std::make_unique<ScriptTunable>(torch::jit::load(file_), entry_.features_method, norm_, dim, classes);
+    t->to(device());
+    return t;
   }
+  void to(const at::Device& d) override {
+    m_.to(d);
+    norm_.to(d);
+  }
+  at::Device device() const override { return norm_.device(); }
 
  private:
   at::Tensor call(const std::string& method, const at::Tensor& x) {

@@ -12,7 +12,10 @@ DomainBNImpl::DomainBNImpl(int64_t channels, int64_t domains) {
   for (int64_t d = 0; d < domains; ++d) bns.push_back(register_module("bn" + std::to_string(d), nn::BatchNorm2d(channels)));
 }
 
-torch::Tensor DomainBNImpl::forward(const torch::Tensor& x) { return bns[active]->forward(x); }
+torch::Tensor DomainBNImpl::forward(const torch::Tensor& x) {
+  if (sync && is_training() && sync->size() > 1) return sync_batch_norm(x, bns[active], *sync);
+  return bns[active]->forward(x);
+}
 
 namespace {
 nn::Conv2d conv3(int64_t in, int64_t out, int64_t stride) {
@@ -84,6 +87,11 @@ void NetImpl::set_domain(int64_t d) {
   active = d;
   for (auto& m : modules(/*include_self=*/false))
     if (auto* bn = m->as<DomainBNImpl>()) bn->active = d;
+}
+
+void NetImpl::set_sync(comm::Collective* group) {
+  for (auto& m : modules(/*include_self=*/false))
+    if (auto* bn = m->as<DomainBNImpl>()) bn->sync = group;
 }
 
 torch::Tensor NetImpl::features(const torch::Tensor& x, torch::Tensor* last_in, torch::Tensor* last_out) {

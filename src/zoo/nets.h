@@ -8,13 +8,24 @@
 #include <string>
 #include <vector>
 
+#include "zoobench/comm.h"
+
 namespace zoobench::zoo {
+
+// Batch normalisation in training mode with the statistics of the whole
+// group's batch (PyTorch's SyncBatchNorm): the per-channel count, sum and sum
+// of squares are summed over the group in the forward pass, the sums of the
+// output gradient and of gradient x centred input in the backward pass. With
+// R ranks holding 1/R of a batch each, the result is what one rank computes on
+// the whole batch. Updates the running statistics like BatchNorm2d.
+torch::Tensor sync_batch_norm(const torch::Tensor& x, torch::nn::BatchNorm2d& bn, comm::Collective& group);
 
 struct DomainBNImpl : torch::nn::Module {
   DomainBNImpl(int64_t channels, int64_t domains);
   torch::Tensor forward(const torch::Tensor& x);
   std::vector<torch::nn::BatchNorm2d> bns;
   int64_t active = 0;
+  comm::Collective* sync = nullptr;  // set: training-mode statistics over this group
 };
 TORCH_MODULE(DomainBN);
 
@@ -40,6 +51,7 @@ struct NetImpl : torch::nn::Module {
   torch::Tensor features(const torch::Tensor& x, torch::Tensor* last_in = nullptr, torch::Tensor* last_out = nullptr);
   torch::Tensor forward(const torch::Tensor& x) { return heads[active]->forward(features(x)); }
   void set_domain(int64_t d);
+  void set_sync(comm::Collective* group);  // synchronised BatchNorm over the group (nullptr = local)
   torch::nn::Conv2d last_conv();  // the layer LGC differentiates
   NetSpec spec;
   int64_t feature_dim = 0;

@@ -1,4 +1,4 @@
-"""Reads every packed domain with h5py and checks the layout DESIGN.md
+"""Reads every packed domain with h5py and checks the layout docs/results.md
 promises: shapes, dtypes, attributes, class coverage, the split and the
 printed-character domain's >= 100 font families."""
 import os

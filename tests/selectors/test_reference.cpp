@@ -1,5 +1,8 @@
-// Every registered selector against ../shared/testdata/selectors-reference.json:
-// scores from independent float64 numpy implementations of SELECTORS.md.
+// Every registered selector against tests/selectors/data/selectors-reference.json:
+// four small inputs (D > N and C = 2 among them) with the scores that
+// independent float64 numpy implementations of the definitions in
+// docs/selectors.md give. The file is part of the repository, so a missing
+// file is a failure, not a skip.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -13,12 +16,7 @@
 using namespace zoobench;
 
 namespace {
-std::filesystem::path reference_file() {
-  for (auto p : {std::filesystem::path(ZB_SOURCE_DIR) / "../shared/testdata/selectors-reference.json",
-                 std::filesystem::path(ZB_SOURCE_DIR) / "shared/testdata/selectors-reference.json"})
-    if (std::filesystem::exists(p)) return p;
-  return {};
-}
+const std::filesystem::path kReferenceFile = ZB_SOURCE_DIR "/tests/selectors/data/selectors-reference.json";
 
 at::Tensor matrix(const nlohmann::json& rows) {
   std::vector<double> v;
@@ -30,9 +28,12 @@ at::Tensor matrix(const nlohmann::json& rows) {
 }  // namespace
 
 TEST(Reference, EveryRegisteredSelectorMatches) {
-  auto file = reference_file();
-  if (file.empty()) GTEST_SKIP() << "selectors-reference.json not found beside the checkout";
-  nlohmann::json ref = nlohmann::json::parse(std::ifstream(file));
+  const std::filesystem::path& file = kReferenceFile;
+  ASSERT_TRUE(std::filesystem::is_regular_file(file)) << "reference data missing: " << file;
+  std::ifstream stream(file);
+  ASSERT_TRUE(stream) << "cannot open " << file;
+  nlohmann::json ref = nlohmann::json::parse(stream);
+  ASSERT_TRUE(ref.contains("cases") && !ref["cases"].empty()) << file << " holds no cases";
   int checked = 0;
   for (const auto& c : ref["cases"]) {
     SelectorInputs in;

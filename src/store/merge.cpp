@@ -1,0 +1,265 @@
+// Every shard of an experiment into results/<exp>/results.h5: the layout of
+// a one-process run plus, on every unit's rows, who computed it and when.
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "zoobench/error.h"
+#include "zoobench/finetune.h"
+#include "zoobench/io.h"
+#include "zoobench/reduce.h"
+#include "zoobench/selector.h"
+#include "zoobench/store.h"
+#include "zoobench/version.h"
+
+namespace zoobench::store {
+namespace {
+using Col = h5::Table::Column;
+using T = h5::Table::Type;
+
+struct Who {
+  int64_t rank = 0, ranks = 1;
+  std::string host, started_utc, run_id;
+  double start = 0, seconds = 0;
+};
+
+Who who_of(const h5::File& f) {
+  return {f.attr_int("rank"), f.attr_int("ranks"), f.attr_string("host"), f.attr_string("started_utc"),
+          f.attr_string("run_id"), f.attr_double("start"), f.attr_double("seconds")};
+}
+
+// Copies src/name (dataset or group, with attributes) to dst/as.
+void copy(const h5::Group& src, const std::string& name, h5::Group& dst, const std::string& as) {
+  h5::check(H5Ocopy(src.id(), name.c_str(), dst.id(), as.c_str(), H5P_DEFAULT, H5P_DEFAULT),
+            "copy '" + src.where(name) + "' to '" + dst.where(as) + "'");
+}
+
+h5::Group ensure(h5::Group& root, const std::string& path) {
+  h5::Group g = root.open_group("/");
+  size_t pos = 0;
+  while (pos <= path.size()) {
+    size_t next = path.find('/', pos);
+    std::string part = path.substr(pos, next == std::string::npos ? std::string::npos : next - pos);
+    if (!part.empty()) g = g.has(part) ? g.open_group(part) : g.create_group(part);
+    if (next == std::string::npos) break;
+    pos = next + 1;
+  }
+  return g;
+}
+
+std::vector<Col> with_key(std::vector<Col> extra) {
+  std::vector<Col> cols = {{"model", T::String, "zoo entry"}, {"task", T::String, "task name"},
+                           {"shot", T::Int64, "training images per class"}, {"seed", T::Int64, "task seed"}};
+  cols.insert(cols.end(), extra.begin(), extra.end());
+  return cols;
+}
+const std::vector<Col> kProvenance = {
+    {"rank", T::Int64, "world rank (first of its group) that computed the unit"},
+    {"host", T::String, "host that computed the unit"},
+    {"started_utc", T::String, "start of the run that computed the unit (a resumed run reuses older units)"},
+    {"unit_seconds", T::Float64, "wall time of the whole unit"}};
+std::vector<Col> plus_provenance(std::vector<Col> cols) {
+  cols.insert(cols.end(), kProvenance.begin(), kProvenance.end());
+  return cols;
+}
+}  // namespace
+
+fs::path merge(const fs::path& exp_dir) {
+  const Plan plan = Plan::from_json(read_file(exp_dir / "plan.json"), (exp_dir / "plan.json").string());
+  const std::string config_yaml = read_file(exp_dir / "config.yaml");
+  auto shard = [&](int unit) {
+    const Unit& u = plan.units.at(static_cast<size_t>(unit));
+    fs::path p = shard_path(exp_dir, u);
+    if (!fs::exists(p)) throw DataError(exp_dir.string() + ": unit '" + u.id + "' is not done (no " + p.string() + ")");
+    return h5::File::open(p);
+  };
+  auto unit_of = [&](const std::string& id) {
+    int u = plan.find(id);
+    if (u < 0) throw DataError(exp_dir.string() + "/plan.json: no unit '" + id + "'");
+    return u;
+  };
+  char lr_buf[32];
+  auto lr_text = [&](double lr) {
+    std::snprintf(lr_buf, sizeof lr_buf, "%g", lr);
+    return std::string(lr_buf);
+  };
+
+  fs::path out = exp_dir / "results.h5";
+  AtomicPath atomic(out);
+  h5::File f = h5::File::create(atomic.tmp());
+  std::set<std::string> runs;
+  {
+    h5::File first = shard(0);
+    f.set_attr("schema_version", int64_t{2});
+    f.set_attr("zoobench_version", ZOOBENCH_VERSION);
+    f.set_attr("git_sha", ZOOBENCH_GIT_SHA);
+    f.set_attr("created_utc", utc_now());
+    f.set_attr("config_yaml", config_yaml);
+    for (const char* a : {"versions", "manifest", "config_source"}) f.set_attr(a, first.attr_string(a));
+    f.set_attr("threads", first.attr_int("threads"));
+  }
+  const size_t M = plan.models.size();
+  {
+    h5::Table cells(f, "cells", with_key({}));
+    h5::Table scores(f, "scores", plus_provenance(with_key({{"selector", T::String, "selector name"},
+                                                   {"value", T::Float64, "score; higher = better predicted transfer"},
+                                                   {"seconds", T::Float64, "wall time of this score alone"}})));
+    h5::Table shared(f, "shared_costs", plus_provenance({{"what", T::String, "probe_features (per task) or source_class_means (per model)"},
+                                                         {"model", T::String, "zoo entry"}, {"task", T::String, "task name, empty when per model"},
+                                                         {"seconds", T::Float64, "shared by every score that reads it, not in /scores seconds"}}));
+    h5::Table ft(f, "finetune", plus_provenance(with_key({{"lr", T::Float64, "learning rate"}, {"epochs", T::Int64, ""},
+                                                {"train_acc", T::Float64, ""}, {"val_acc", T::Float64, "on the validation split carved from the shots"},
+                                                {"test_acc", T::Float64, ""}, {"chosen", T::Int64, "1 = best validation accuracy of the grid"},
+                                                {"seconds", T::Float64, ""}, {"ranks", T::Int64, "ranks that trained it"}})));
+    h5::Table truth(f, "ground_truth", with_key({{"lr", T::Float64, "the lr chosen on validation"}, {"val_acc", T::Float64, ""},
+                                                 {"test_acc", T::Float64, "the ground truth"},
+                                                 {"oracle_test_acc", T::Float64, "best test accuracy over the lr grid (the seed paper's choice)"}}));
+    h5::Table units(f, "units", {{"unit", T::String, "unit id"}, {"kind", T::String, "probe | source | score | finetune"},
+                                 {"model", T::String, ""}, {"task", T::String, ""}, {"rank", T::Int64, ""}, {"ranks", T::Int64, ""},
+                                 {"host", T::String, ""}, {"run_id", T::String, ""}, {"started_utc", T::String, ""},
+                                 {"start", T::Float64, "seconds since the epoch when the unit started"},
+                                 {"seconds", T::Float64, "wall time of the unit"}});
+    for (size_t u = 0; u < plan.units.size(); ++u) {
+      const Unit& unit = plan.units[u];
+      h5::File s = shard(static_cast<int>(u));
+      Who w = who_of(s);
+      runs.insert(w.started_utc);
+      units.append({unit.id, std::string(unit_kind_name(unit.kind)),
+                    unit.model >= 0 ? plan.models[static_cast<size_t>(unit.model)].name : std::string(),
+                    unit.task >= 0 ? plan.tasks[static_cast<size_t>(unit.task)].name : std::string(), w.rank, w.ranks,
+                    w.host, w.run_id, w.started_utc, w.start, w.seconds});
+    }
+    h5::Group& scores_group = scores.group();
+    bool variants = false;
+    const std::vector<const Selector*> sels = selectors_from(plan.selectors);
+    for (size_t t = 0; t < plan.tasks.size(); ++t) {
+      const PlanTask& task = plan.tasks[t];
+      if (plan.probe_model >= 0) {
+        h5::File s = shard(unit_of("probe/" + task.name));
+        Who w = who_of(s);
+        shared.append({std::string("probe_features"), s.attr_string("probe_model"), task.name, w.seconds, w.rank,
+                       w.host, w.started_utc, w.seconds});
+        h5::Group g = ensure(f, "features/_probe/" + task.name);
+        copy(s, "features", g, "features");
+        g.set_attr("probe_model", s.attr_string("probe_model"));
+      }
+      // terms[selector][model] -> combine over the zoo
+      std::vector<std::vector<std::vector<double>>> terms(sels.size(), std::vector<std::vector<double>>(M));
+      std::vector<std::vector<double>> secs(sels.size(), std::vector<double>(M));
+      std::vector<Who> who(M);
+      for (size_t m = 0; m < M; ++m) {
+        const std::string& model = plan.models[m].name;
+        cells.append({model, task.name, task.shot, task.seed});
+        h5::File s = shard(unit_of("score/" + model + "/" + task.name));
+        who[m] = who_of(s);
+        if (!variants) {
+          for (auto* sel : sels) scores_group.set_attr("variant." + sel->name(), s.attr_string("variant." + sel->name()));
+          variants = true;
+        }
+        h5::Group tg = s.open_group("terms"), sg = s.open_group("selector_seconds");
+        auto names = tg.dataset("selector").read_strings();
+        auto values = tg.dataset("value").read<double>();
+        auto snames = sg.dataset("selector").read_strings();
+        auto svals = sg.dataset("seconds").read<double>();
+        for (size_t k = 0; k < sels.size(); ++k) {
+          for (size_t i = 0; i < names.size(); ++i)
+            if (names[i] == sels[k]->name()) terms[k][m].push_back(values[i]);
+          for (size_t i = 0; i < snames.size(); ++i)
+            if (snames[i] == sels[k]->name()) secs[k][m] = svals[i];
+          if (terms[k][m].empty())
+            throw DataError(s.filename().string() + ": no terms of selector '" + sels[k]->name() + "'");
+        }
+        if (s.has("arrays")) {
+          h5::Group dst = ensure(f, "features/" + model);
+          copy(s, "arrays", dst, task.name);
+        }
+      }
+      std::vector<std::vector<double>> values(sels.size());
+      for (size_t k = 0; k < sels.size(); ++k) values[k] = sels[k]->combine(terms[k]);
+      for (size_t m = 0; m < M; ++m)
+        for (size_t k = 0; k < sels.size(); ++k)
+          scores.append({plan.models[m].name, task.name, task.shot, task.seed, sels[k]->name(), values[k][m], secs[k][m],
+                         who[m].rank, who[m].host, who[m].started_utc, who[m].seconds});
+      for (size_t m = 0; m < M; ++m) {
+        const std::string& model = plan.models[m].name;
+        std::vector<FinetuneRun> grid;
+        std::vector<Who> fw;
+        std::vector<int64_t> ranks;
+        for (double lr : plan.lrs) {
+          h5::File s = shard(unit_of("finetune/" + model + "/" + task.name + "/" + lr_text(lr)));
+          FinetuneRun r;
+          r.lr = s.attr_double("lr");
+          r.epochs = static_cast<int>(s.attr_int("epochs"));
+          r.train_acc = s.attr_double("train_acc");
+          r.val_acc = s.attr_double("val_acc");
+          r.test_acc = s.attr_double("test_acc");
+          r.seconds = s.attr_double("finetune_seconds");
+          grid.push_back(r);
+          fw.push_back(who_of(s));
+        }
+        CellFinetune cell = choose_lr(grid);
+        for (size_t k = 0; k < grid.size(); ++k) {
+          const auto& r = grid[k];
+          ft.append({model, task.name, task.shot, task.seed, r.lr, int64_t{r.epochs}, r.train_acc, r.val_acc, r.test_acc,
+                     int64_t{k == cell.chosen}, r.seconds, fw[k].ranks, fw[k].rank, fw[k].host, fw[k].started_utc,
+                     fw[k].seconds});
+        }
+        truth.append({model, task.name, task.shot, task.seed, cell.best().lr, cell.best().val_acc, cell.best().test_acc,
+                      cell.oracle_test_acc});
+      }
+    }
+    for (size_t m = 0; m < M; ++m) {
+      int u = plan.find("source/" + plan.models[m].name);
+      if (u < 0) continue;
+      h5::File s = shard(u);
+      Who w = who_of(s);
+      shared.append({std::string("source_class_means"), plan.models[m].name, std::string(), w.seconds, w.rank, w.host,
+                     w.started_utc, w.seconds});
+      h5::Group g = ensure(f, "source_domain/" + plan.models[m].name);
+      copy(s, "class_means", g, "class_means");
+      copy(s, "class_counts", g, "class_counts");
+    }
+    for (auto* t : {&cells, &scores, &shared, &ft, &truth, &units}) t->flush();
+  }
+  std::string run_list;
+  for (const auto& r : runs) run_list += (run_list.empty() ? "" : ",") + r;
+  f.set_attr("runs", run_list);
+
+  // First tables: Spearman per task and selector, the zoo's gain over the generic model.
+  {
+    auto read_col = [&](const char* table, const char* col) { return f.open_group(table).dataset(col); };
+    auto s_task = read_col("scores", "task").read_strings(), s_sel = read_col("scores", "selector").read_strings();
+    auto s_val = read_col("scores", "value").read<double>();
+    auto g_task = read_col("ground_truth", "task").read_strings(), g_model = read_col("ground_truth", "model").read_strings();
+    auto g_acc = read_col("ground_truth", "test_acc").read<double>();
+    h5::Group tables = f.create_group("tables");
+    h5::Table rho_t(tables, "spearman", {{"task", T::String, ""}, {"selector", T::String, ""},
+                                         {"rho", T::Float64, "Spearman correlation of scores and fine-tuned test accuracy over the zoo"},
+                                         {"models", T::Int64, ""}});
+    h5::Table gain_t(tables, "gain", {{"task", T::String, ""}, {"best_model", T::String, ""}, {"best_acc", T::Float64, ""},
+                                      {"generic_model", T::String, ""}, {"generic_acc", T::Float64, ""},
+                                      {"gain", T::Float64, "best_acc - generic_acc"}});
+    for (const auto& task : plan.tasks) {
+      std::vector<double> acc;  // zoo order: rows are task-major, model order within
+      for (size_t i = 0; i < g_task.size(); ++i)
+        if (g_task[i] == task.name) acc.push_back(g_acc[i]);
+      for (const auto& sel : plan.selectors) {
+        std::vector<double> v;
+        for (size_t i = 0; i < s_task.size(); ++i)
+          if (s_task[i] == task.name && s_sel[i] == sel) v.push_back(s_val[i]);
+        rho_t.append({task.name, sel, spearman(v, acc), static_cast<int64_t>(M)});
+      }
+      size_t best = static_cast<size_t>(std::max_element(acc.begin(), acc.end()) - acc.begin());
+      for (size_t m = 0; m < M; ++m)
+        if (plan.models[m].kind == "generic")
+          gain_t.append({task.name, plan.models[best].name, acc[best], plan.models[m].name, acc[m], acc[best] - acc[m]});
+    }
+    rho_t.flush();
+    gain_t.flush();
+  }
+  f.close();
+  atomic.commit();
+  return out;
+}
+
+}  // namespace zoobench::store
