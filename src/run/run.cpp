@@ -12,6 +12,7 @@
 #include <iostream>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "unit_runner.h"
@@ -23,6 +24,7 @@
 #include "zoobench/plan.h"
 #include "zoobench/progress.h"
 #include "zoobench/scheduler.h"
+#include "zoobench/score.h"
 #include "zoobench/selector.h"
 #include "zoobench/store.h"
 #include "zoobench/zoo.h"
@@ -74,10 +76,6 @@ at::Device pick_device(const std::string& want) {
   return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(comm::World::get().local_rank() % gpus));
 }
 
-double epoch_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 // Everything a rank needs to run units, built identically on every rank.
 struct Grid {
   Manifest manifest;
@@ -116,6 +114,11 @@ Grid build_grid(const Config& c, const fs::path& data_dir, const at::Device& dev
       throw ConfigError(c.source + ": execution.ranks_per_cell: " + std::to_string(c.execution.ranks_per_cell) +
                         " needs zoobench architectures for synchronised BatchNorm; zoo entry '" + e.name + "' is " + e.format);
   }
+  {  // the scorer's own checks (a probe model for RSA/DDS) before anything is written
+    std::vector<Model*> zoo;
+    for (auto& m : g.models) zoo.push_back(m.get());
+    ZooScorer(sels, zoo, c.extract, c.finetune, data_dir, c.seed);
+  }
   g.plan = make_plan(c, pmodels, ptasks, names, needs, probe);
   return g;
 }
@@ -143,6 +146,7 @@ fs::path run_experiment(const Config& c, const RunOptions& opt) {
   const int R = c.execution.ranks_per_cell;
   at::Device device(at::kCPU);
   agreed([&] {
+    selectors_from(c.selectors);
     if (c.tasks.empty()) throw ConfigError(c.source + ": tasks: the experiment has no tasks");
     if (c.zoo.manifest.empty() && c.zoo.models.empty())
       throw ConfigError(c.source + ": zoo: configure zoo.experts (and multi_domain, generic) or zoo.manifest");
@@ -153,7 +157,6 @@ fs::path run_experiment(const Config& c, const RunOptions& opt) {
       throw ConfigError(c.source + ": execution.ranks_per_cell: " + std::to_string(R) + " ranks cannot share batches of " +
                         std::to_string(c.finetune.batch_size) + " (finetune.batch_size)");
     device = pick_device(opt.device.empty() ? c.execution.device : opt.device);
-    selectors_from(c.selectors);
   });
 
   // ---- 1. data: pack the built-in domains that the tasks and the zoo read, if missing
@@ -266,6 +269,24 @@ fs::path run_experiment(const Config& c, const RunOptions& opt) {
   }
   if (leader && mine == 0 && !world.is_root())
     std::fprintf(stderr, "rank %d: no unit was left for this group\n", world.rank());
+  // How long taking a unit took on the other ranks (served while rank 0 computes its own units).
+  std::vector<double> lat = world.is_root() ? std::vector<double>{} : service.latencies();
+  std::string mine_lat;
+  for (double x : lat) mine_lat += std::to_string(x) + " ";
+  auto all_lat = world.allgather(mine_lat);
+  if (world.is_root() && !opt.quiet && world.size() > 1) {
+    std::vector<double> v;
+    for (const auto& s : all_lat) {
+      std::istringstream in(s);
+      for (double x; in >> x;) v.push_back(x);
+    }
+    if (!v.empty()) {
+      std::sort(v.begin(), v.end());
+      std::fprintf(stderr, "work queue: %zu requests from ranks 1..%d, reply latency median %.2f ms, p99 %.2f ms, max %.2f ms\n",
+                   v.size(), world.size() - 1, 1e3 * v[v.size() / 2], 1e3 * v[std::min(v.size() - 1, v.size() * 99 / 100)],
+                   1e3 * v.back());
+    }
+  }
 
   // ---- 5. every unit is on disk: rank 0 merges and reports
   fs::path out = exp / "results.h5";

@@ -50,7 +50,8 @@ class TinyRun(unittest.TestCase):
             cells, scores, ft, gt = (table(f[k]) for k in ("cells", "scores", "finetune", "ground_truth"))
             self.assertEqual(sorted(cells), ["model", "seed", "shot", "task"])
             self.assertEqual(len(cells["model"]), 4)  # 2 models x 2 tasks
-            self.assertEqual(sorted(scores), ["model", "seconds", "seed", "selector", "shot", "task", "value"])
+            self.assertEqual(sorted(scores), ["host", "model", "rank", "seconds", "seed", "selector", "shot",
+                                              "started_utc", "task", "unit_seconds", "value"])
             self.assertEqual(len(scores["value"]), 4 * 4)  # x 4 selectors
             self.assertEqual(sorted(set(scores["selector"])), ["knn", "leep", "lfc", "lgc"])
             self.assertTrue(np.isfinite(scores["value"]).all())

@@ -1,0 +1,177 @@
+// Small helpers shared by the plain (non-google-benchmark) executables of
+// bench/: a strict "--key value" / "--key=value" parser, a wall clock,
+// medians, and a builtin zoo entry with random weights saved to a folder and
+// loaded back through the manifest (checksum and probe included), as the
+// tests do.
+#pragma once
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "zoo/nets.h"
+#include "zoobench/error.h"
+#include "zoobench/model.h"
+
+namespace zbbench {
+
+inline double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+inline double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Options: name -> (default, help). A flag has the default "false" and takes no value.
+class Args {
+ public:
+  struct Opt {
+    std::string value, help;
+    bool flag = false;
+  };
+  Args& opt(const std::string& name, const std::string& def, const std::string& help) {
+    opts_[name] = {def, help, false};
+    order_.push_back(name);
+    return *this;
+  }
+  Args& flag(const std::string& name, const std::string& help) {
+    opts_[name] = {"false", help, true};
+    order_.push_back(name);
+    return *this;
+  }
+  // Returns false after printing usage for --help; throws UsageError on a bad option.
+  bool parse(int argc, char** argv, const std::string& about, std::vector<std::string>* positional = nullptr) {
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      if (a == "-h" || a == "--help") {
+        std::printf("%s\n\noptions:\n", about.c_str());
+        for (const auto& n : order_)
+          std::printf("  --%-16s %s%s\n", n.c_str(), opts_[n].help.c_str(),
+                      opts_[n].flag ? "" : (" (default " + opts_[n].value + ")").c_str());
+        return false;
+      }
+      if (a.rfind("--", 0) != 0) {
+        if (!positional) throw zoobench::UsageError("unexpected argument '" + a + "'");
+        positional->push_back(a);
+        continue;
+      }
+      std::string key = a.substr(2), value;
+      bool has_value = false;
+      if (auto eq = key.find('='); eq != std::string::npos) {
+        value = key.substr(eq + 1);
+        key = key.substr(0, eq);
+        has_value = true;
+      }
+      auto it = opts_.find(key);
+      if (it == opts_.end()) throw zoobench::UsageError("unknown option --" + key + " (see --help)");
+      if (it->second.flag) {
+        it->second.value = has_value ? value : "true";
+      } else {
+        if (!has_value) {
+          if (i + 1 >= argc) throw zoobench::UsageError("--" + key + " needs a value");
+          value = argv[++i];
+        }
+        it->second.value = value;
+      }
+    }
+    return true;
+  }
+  std::string str(const std::string& n) const { return opts_.at(n).value; }
+  long long i(const std::string& n) const {
+    try {
+      return std::stoll(str(n));
+    } catch (const std::exception&) {
+      throw zoobench::UsageError("--" + n + ": not an integer: '" + str(n) + "'");
+    }
+  }
+  double d(const std::string& n) const {
+    try {
+      return std::stod(str(n));
+    } catch (const std::exception&) {
+      throw zoobench::UsageError("--" + n + ": not a number: '" + str(n) + "'");
+    }
+  }
+  bool b(const std::string& n) const { return str(n) == "true" || str(n) == "1"; }
+
+ private:
+  std::map<std::string, Opt> opts_;
+  std::vector<std::string> order_;
+};
+
+inline std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  size_t lo = 0;
+  while (lo <= s.size()) {
+    size_t hi = s.find(sep, lo);
+    if (hi == std::string::npos) hi = s.size();
+    if (hi > lo) out.push_back(s.substr(lo, hi - lo));
+    lo = hi + 1;
+  }
+  return out;
+}
+
+// A builtin entry with random weights (torch::manual_seed(seed)), saved as
+// <dir>/w.pt with a manifest.yaml beside it. Every source class gets a name.
+inline zoobench::Manifest save_builtin(const std::filesystem::path& dir, const std::string& arch, int width,
+                                       int channels, int source_classes, double mean, double std, uint64_t seed) {
+  std::filesystem::create_directories(dir);
+  torch::manual_seed(seed);
+  zoobench::zoo::Net net(zoobench::zoo::NetSpec{arch, width, channels, {source_classes}});
+  net->eval();
+  torch::save(net, (dir / "w.pt").string());
+  zoobench::ManifestEntry e;
+  e.name = "bench-" + arch + "-w" + std::to_string(width);
+  e.arch = arch;
+  e.width = width;
+  e.weights = "w.pt";
+  e.sha256 = zoobench::sha256_file(dir / "w.pt");
+  e.in_channels = channels;
+  e.mean.assign(static_cast<size_t>(channels), mean);
+  e.std.assign(static_cast<size_t>(channels), std);
+  e.head_classes = {source_classes};
+  for (int c = 0; c < source_classes; ++c) e.source_classes.push_back("c" + std::to_string(c));
+  zoobench::Manifest m;
+  m.dir = dir;
+  m.entries = {e};
+  m.save(dir / "manifest.yaml");
+  return m;
+}
+
+// Closed form of the trainable parameters of src/zoo/nets.cpp's single-domain
+// nets plus a new Linear(4w, classes) head (bench/python/finetune_baseline.py's
+// expected_params); -1 for an unknown architecture.
+inline int64_t expected_params(const std::string& arch, int64_t w, int64_t cin, int64_t classes) {
+  const int64_t head = 4 * w * classes + classes;
+  if (arch == "cnn") {
+    int64_t total = 0, i = cin;
+    for (int k = 0; k < 3; ++k) {
+      int64_t o = w << k;
+      total += 9 * i * o + 2 * o;
+      i = o;
+    }
+    return total + head;
+  }
+  const int64_t n = arch == "resnet8" ? 1 : arch == "resnet14" ? 2 : arch == "resnet20" ? 3 : 0;
+  if (n == 0) return -1;
+  int64_t total = 9 * cin * w + 2 * w;
+  for (int s = 0; s < 3; ++s) {
+    int64_t ws = w << s, i = s == 0 ? w : w << (s - 1);
+    total += 9 * i * ws + 9 * ws * ws + 4 * ws;
+    if (s > 0) total += i * ws + 2 * ws;
+    total += (n - 1) * (18 * ws * ws + 4 * ws);
+  }
+  return total + head;
+}
+
+}  // namespace zbbench

@@ -1,0 +1,304 @@
+"""The distributed grid end to end, under real `mpiexec`: configs/tiny.yaml on
+1, 2 and 3 ranks gives the same cells and bit-identical scores and fine-tune
+accuracies, every rank computes units, a run killed with SIGKILL at any
+moment (inside a shard write included) is finished by rerunning it, and bad
+input ends every rank with one clear error line."""
+import glob
+import os
+import random
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+import h5py
+import numpy as np
+import yaml
+
+ZOOBENCH = os.environ.get("ZOOBENCH", "build/zoobench")
+SOURCE_DIR = os.environ.get("ZB_SOURCE_DIR", ".")
+MPIEXEC = os.environ.get("MPIEXEC", "mpiexec")
+TINY = os.path.join(SOURCE_DIR, "configs", "tiny.yaml")
+
+
+def write_config(folder, name="tiny", **change):
+    with open(TINY) as fh:
+        cfg = yaml.safe_load(fh)
+    cfg["name"] = name
+    cfg["threads"] = 1  # bit-identical results need a fixed thread count
+    for key, value in change.items():
+        node = cfg
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    path = os.path.join(folder, name + ".yaml")
+    with open(path, "w") as fh:
+        yaml.safe_dump(cfg, fh)
+    return path
+
+
+def command(ranks, config, zoo, results, *extra):
+    return [MPIEXEC, "-n", str(ranks), "--oversubscribe", ZOOBENCH, "run", config, "--zoo-dir", zoo,
+            "--results-dir", results, *extra]
+
+
+def run(ranks, config, zoo, results, *extra, env=None, timeout=300):
+    return subprocess.run(command(ranks, config, zoo, results, *extra), capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def table(group):
+    return {k: (group[k].asstr()[:] if group[k].dtype.kind == "O" else group[k][:]) for k in group}
+
+
+def session_members(sid):
+    pids = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            if int(fields[3]) == sid:  # field 6 of stat: the session id
+                pids.append(int(stat.split("/")[2]))
+        except (OSError, IndexError, ValueError):
+            pass
+    return pids
+
+
+def kill_all(proc):
+    """kill -9 every rank and the launcher (they share the session we started)."""
+    for pid in session_members(proc.pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait(timeout=60)
+
+
+class Grid(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="zoobench-grid-")
+        cls.zoo = os.path.join(cls.tmp, "zoo")
+        cls.config = write_config(cls.tmp)
+        r = subprocess.run([ZOOBENCH, "zoo", "train", cls.config, "--zoo-dir", cls.zoo, "--quiet"],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr
+        cls.runs = {}
+        for n in (1, 2, 3):
+            res = os.path.join(cls.tmp, f"r{n}")
+            cls.runs[n] = (run(n, cls.config, cls.zoo, res), os.path.join(res, "tiny", "results.h5"))
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def results(self, n):
+        r, path = self.runs[n]
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return h5py.File(path, "r")
+
+    def test_same_cells_and_bit_identical_values_on_1_2_3_ranks(self):
+        ref = self.results(1)
+        for n in (2, 3):
+            f = self.results(n)
+            for name in ("cells", "scores", "finetune", "ground_truth", "tables/spearman"):
+                a, b = table(ref[name]), table(f[name])
+                for col in ("model", "task", "shot", "seed", "selector", "lr", "value", "test_acc", "val_acc",
+                            "train_acc", "oracle_test_acc", "chosen", "rho"):
+                    if col in a:
+                        self.assertTrue(np.array_equal(a[col], b[col]), f"{n} ranks: /{name}/{col} differs")
+            for key in ("features/generic/opencv-digits/features", "features/mnist-cnn/optdigits-3way/grad_sketch"):
+                self.assertTrue(np.array_equal(ref[key][:], f[key][:]), key)
+
+    def test_every_rank_computed_units(self):
+        for n in (2, 3):
+            f = self.results(n)
+            units = table(f["units"])
+            self.assertEqual(set(units["rank"]), set(range(n)), f"{n} ranks: who computed what: {units['rank']}")
+            for name in ("scores", "finetune"):
+                t = table(f[name])
+                self.assertEqual(set(t["rank"]), set(range(n)) & set(t["rank"]))
+                self.assertTrue((t["unit_seconds"] > 0).all())
+                self.assertTrue(all(t["host"]) and all(t["started_utc"]))
+
+    def test_units_and_plan(self):
+        f = self.results(2)
+        units = table(f["units"])
+        # 2 models x 2 tasks: 4 score units, x 2 learning rates: 8 fine-tunes
+        self.assertEqual(sorted(set(units["kind"])), ["finetune", "score"])
+        self.assertEqual(len(units["unit"]), 12)
+        self.assertEqual(len(set(units["unit"])), 12)
+        self.assertIn("finetune/generic/opencv-digits/0.03", set(units["unit"]))
+        self.assertEqual(f.attrs["schema_version"], 2)
+        self.assertIn("tasks:", f.attrs["config_yaml"])
+        shards = glob.glob(os.path.join(os.path.dirname(self.runs[2][1]), "shards", "*", "*.h5"))
+        self.assertEqual(len(shards), 12)
+        self.assertFalse(os.path.exists(os.path.join(os.path.dirname(self.runs[2][1]), "lock")))
+
+    def test_rerun_resumes_with_nothing_to_do_and_fresh_moves_aside(self):
+        res = os.path.join(self.tmp, "again")
+        shutil.copytree(os.path.join(self.tmp, "r2"), res)
+        before = table(h5py.File(os.path.join(res, "tiny", "results.h5"), "r")["scores"])
+        r = run(3, self.config, self.zoo, res)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("12 units (12 done before, 0 to do)", r.stderr)
+        after = table(h5py.File(os.path.join(res, "tiny", "results.h5"), "r")["scores"])
+        self.assertTrue(np.array_equal(before["value"], after["value"]))
+        self.assertEqual(list(before["started_utc"]), list(after["started_utc"]), "reused units keep their run's time")
+        r = run(1, self.config, self.zoo, res, "--fresh")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("0 done before, 12 to do", r.stderr)
+        old = glob.glob(os.path.join(res, "tiny.old-*"))
+        self.assertEqual(len(old), 1, os.listdir(res))
+        self.assertTrue(os.path.exists(os.path.join(old[0], "results.h5")))
+
+
+class KillNine(unittest.TestCase):
+    """SIGKILL every rank at random moments, at least once inside a shard write."""
+
+    def test_kill_and_resume(self):
+        tmp = tempfile.mkdtemp(prefix="zoobench-kill-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        zoo = os.path.join(tmp, "zoo")
+        config = write_config(tmp)
+        r = subprocess.run([ZOOBENCH, "zoo", "train", config, "--zoo-dir", zoo, "--quiet"], capture_output=True,
+                           text=True, timeout=600)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        t0 = time.time()
+        clean = run(2, config, zoo, os.path.join(tmp, "clean"))
+        wall = time.time() - t0
+        self.assertEqual(clean.returncode, 0, clean.stderr)
+        res = os.path.join(tmp, "killed")
+        shards = os.path.join(res, "tiny", "shards")
+        rng = random.Random(int(os.environ.get("ZB_KILL_SEED", "1")))
+        in_write, done_counts = 0, []
+        for trial in range(6):
+            env = dict(os.environ)
+            during_write = trial in (0, 3)
+            if during_write:  # every shard write pauses 30 s with its file open: kill there
+                env["ZOOBENCH_FAULT_PAUSE_IN_SHARD_WRITE"] = "30"
+            proc = subprocess.Popen(command(2, config, zoo, res), stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+            if during_write:
+                deadline = time.time() + 120
+                while time.time() < deadline and not glob.glob(os.path.join(shards, "*", "*.tmp.*")):
+                    time.sleep(0.05)
+                if glob.glob(os.path.join(shards, "*", "*.tmp.*")):
+                    in_write += 1
+            else:
+                time.sleep(rng.uniform(0.3, 0.95) * wall)
+            kill_all(proc)
+            # Whatever is on disk is complete: every shard opens and carries its seconds.
+            finished = glob.glob(os.path.join(shards, "*", "*.h5"))
+            for path in finished:
+                with h5py.File(path, "r") as fh:
+                    self.assertIn("seconds", fh.attrs, path)
+            done_counts.append(len(finished))
+        self.assertGreaterEqual(in_write, 2, "at least two kills inside a shard write")
+        self.assertTrue(any(0 < d < 12 for d in done_counts), f"kills left partial progress: {done_counts}")
+        final = run(2, config, zoo, res)
+        self.assertEqual(final.returncode, 0, final.stderr)
+        self.assertEqual(glob.glob(os.path.join(shards, "*", "*.tmp.*")), [], "half-written shards were removed")
+        a = h5py.File(os.path.join(tmp, "clean", "tiny", "results.h5"), "r")
+        b = h5py.File(os.path.join(res, "tiny", "results.h5"), "r")
+        ua, ub = table(a["units"]), table(b["units"])
+        self.assertEqual(sorted(ua["unit"]), sorted(ub["unit"]))
+        self.assertEqual(len(set(ub["unit"])), len(ub["unit"]), "no duplicate unit")
+        for name, key in (("scores", ("model", "task", "selector")), ("finetune", ("model", "task", "lr"))):
+            tb = table(b[name])
+            rows = list(zip(*(tb[k] for k in key)))
+            self.assertEqual(len(rows), len(set(rows)), f"duplicate rows in /{name}")
+            ta = table(a[name])
+            for col in ("value", "test_acc", "val_acc", "train_acc"):
+                if col in ta:
+                    self.assertTrue(np.array_equal(ta[col], tb[col]), f"/{name}/{col} differs from the clean run")
+        self.assertGreater(len(set(ub["started_utc"])), 1, "units of several runs were merged")
+
+
+class BadInput(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="zoobench-gridbad-")
+        cls.zoo = os.path.join(cls.tmp, "zoo")
+        r = subprocess.run([ZOOBENCH, "zoo", "train", write_config(cls.tmp), "--zoo-dir", cls.zoo, "--quiet"],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(dir=self.tmp)
+        self.results = os.path.join(self.dir, "results")
+
+    def assertOneError(self, r, code, *needles):
+        self.assertEqual(r.returncode, code, r.stderr)
+        errors = [l for l in r.stderr.splitlines() if l.startswith("zoobench: error: ")]
+        self.assertEqual(len(errors), 1, r.stderr)
+        for n in needles:
+            self.assertIn(n, errors[0])
+
+    def test_ranks_per_cell_must_divide_the_ranks(self):
+        cfg = write_config(self.dir, **{"execution.ranks_per_cell": 3})
+        r = run(2, cfg, self.zoo, self.results, timeout=120)
+        self.assertOneError(r, 2, "execution.ranks_per_cell: 3 does not divide the 2 ranks")
+        self.assertFalse(os.path.exists(self.results))
+
+    def test_cuda_without_cuda(self):
+        r = run(2, write_config(self.dir), self.zoo, self.results, "--device", "cuda", timeout=120)
+        self.assertOneError(r, 2, "execution.device: cuda")
+        self.assertFalse(os.path.exists(self.results))
+
+    def test_unwritable_results_dir(self):
+        blocker = os.path.join(self.dir, "a-file")
+        open(blocker, "w").close()
+        r = run(2, write_config(self.dir), self.zoo, os.path.join(blocker, "results"), timeout=120)
+        self.assertOneError(r, 1, "cannot create the results folder", blocker)
+
+    def test_more_ranks_than_units(self):
+        with open(os.path.join(self.zoo, "manifest.yaml")) as fh:
+            manifest = yaml.safe_load(fh)
+        manifest["models"] = manifest["models"][:1]
+        one = os.path.join(self.zoo, "one.yaml")
+        with open(one, "w") as fh:
+            yaml.safe_dump(manifest, fh)
+        cfg = write_config(self.dir, name="small", selectors=["lfc"], **{"zoo.manifest": one, "finetune.lrs": [0.03],
+                                                                         "finetune.epochs": 2})
+        with open(cfg) as fh:
+            c = yaml.safe_load(fh)
+        c["tasks"] = c["tasks"][1:]
+        with open(cfg, "w") as fh:
+            yaml.safe_dump(c, fh)
+        r = run(3, cfg, self.zoo, self.results, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("2 unit(s) to do for 3 group(s)", r.stderr)
+        self.assertIn("no unit was left", r.stderr)
+        self.assertTrue(os.path.exists(os.path.join(self.results, "small", "results.h5")))
+
+    def test_second_concurrent_run_and_changed_config(self):
+        cfg = write_config(self.dir)
+        env = dict(os.environ, ZOOBENCH_FAULT_PAUSE_IN_SHARD_WRITE="60")
+        first = subprocess.Popen(command(2, cfg, self.zoo, self.results), stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+        try:
+            deadline = time.time() + 120
+            shards = os.path.join(self.results, "tiny", "shards")
+            while time.time() < deadline and not glob.glob(os.path.join(shards, "*", "*.tmp.*")):
+                time.sleep(0.05)
+            r = run(2, cfg, self.zoo, self.results, timeout=120)
+            self.assertOneError(r, 1, "is in use by another run", "pid ")
+        finally:
+            kill_all(first)
+        # The owner died: its lock is stale, and a changed config is refused by name.
+        changed = write_config(self.dir, **{"finetune.epochs": 7, "threads": 2})
+        r = run(2, changed, self.zoo, self.results, timeout=120)
+        self.assertOneError(r, 2, "finetune.epochs (was 30, now 7)", "--fresh")
+        self.assertNotIn("threads", r.stderr.split("zoobench: error: ")[1])
+
+
+if __name__ == "__main__":
+    unittest.main()
