@@ -124,6 +124,20 @@ class Grid(unittest.TestCase):
                 self.assertTrue((t["unit_seconds"] > 0).all())
                 self.assertTrue(all(t["host"]) and all(t["started_utc"]))
 
+    def test_two_ranks_per_cell_train_data_parallel(self):
+        res = os.path.join(self.tmp, "dp")
+        cfg = write_config(self.tmp, name="tiny", **{"execution.ranks_per_cell": 2})
+        r = run(2, cfg, self.zoo, res)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("in 1 group(s) of 2", r.stderr)
+        f, ref = h5py.File(os.path.join(res, "tiny", "results.h5"), "r"), self.results(1)
+        ft = table(f["finetune"])
+        self.assertTrue((ft["ranks"] == 2).all())
+        # Same model to rounding (tests/mpi/test_data_parallel.cpp): 30 epochs later the
+        # accuracies agree to a point or two, the scores exactly.
+        self.assertLess(np.abs(ft["test_acc"] - table(ref["finetune"])["test_acc"]).max(), 0.05)
+        self.assertTrue(np.array_equal(table(f["scores"])["value"], table(ref["scores"])["value"]))
+
     def test_units_and_plan(self):
         f = self.results(2)
         units = table(f["units"])
