@@ -26,6 +26,11 @@ struct RunOptions {
 // (on every rank).
 std::filesystem::path run_experiment(const Config& c, const RunOptions& opt);
 
+// Runs f on every MPI rank; if it fails on any, every rank throws the same
+// AgreedError (the message of the lowest failing rank), so no rank is left
+// waiting in a collective and the error is printed once.
+void agreed(const std::function<void()>& f);
+
 // Prints the Spearman table and the zoo's gain from a merged results.h5.
 void print_summary(const std::filesystem::path& results_h5);
 

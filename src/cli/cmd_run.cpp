@@ -86,7 +86,8 @@ int cmd_run(const Args& args) {
   pos.add("config", 1);
   auto vm = parse("zoobench run <config> [--fresh] [--device D] [--data-dir DIR] [--threads N] [--quiet]", opts, args, &pos);
   if (!vm) return 0;
-  Config c = load_with_overrides(*vm);
+  Config c;
+  agreed([&] { c = load_with_overrides(*vm); });  // every rank reads the same file: one error line
   int t = (*vm)["threads"].as<int>();
   RunOptions opt;
   opt.threads = set_threads(t >= 0 ? t : c.threads);

@@ -34,11 +34,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Runs f on every rank; if it fails anywhere, every rank throws the same
-// AgreedError (the message of the lowest failing rank), so no rank is left
-// waiting in a collective and the error is printed once.
-template <class F>
-void agreed(F f) {
+}  // namespace
+
+void agreed(const std::function<void()>& f) {
   auto& w = comm::World::get();
   std::string msg;
   int code = 0;
@@ -61,6 +59,8 @@ void agreed(F f) {
   const size_t nl = shared.find('\n');
   throw AgreedError(shared.substr(nl + 1), std::atoi(shared.substr(0, nl).c_str()));
 }
+
+namespace {
 
 at::Device pick_device(const std::string& want) {
   const bool have = torch::cuda::is_available();
@@ -215,7 +215,8 @@ fs::path run_experiment(const Config& c, const RunOptions& opt) {
   const int groups = world.size() / R;
   std::shared_ptr<comm::Group> group = world.split(world.rank() / R, world.rank());
   std::unique_ptr<comm::Collective> coll;
-  agreed([&] { coll = comm::Collective::create(group, device.is_cuda()); });
+  // NCCL only where there is someone to talk to: a group of one needs no collective.
+  agreed([&] { coll = comm::Collective::create(group, device.is_cuda() && group->size() > 1); });
   const bool leader = group->rank() == 0;
 
   std::unique_ptr<Dispatcher> dispatcher;

@@ -103,7 +103,7 @@ fs::path merge(const fs::path& exp_dir) {
     h5::Table cells(f, "cells", with_key({}));
     h5::Table scores(f, "scores", plus_provenance(with_key({{"selector", T::String, "selector name"},
                                                    {"value", T::Float64, "score; higher = better predicted transfer"},
-                                                   {"seconds", T::Float64, "wall time of this score alone"}})));
+                                                   {"seconds", T::Float64, "wall time of this score plus the per-cell arrays it reads (features, sketches)"}})));
     h5::Table shared(f, "shared_costs", plus_provenance({{"what", T::String, "probe_features (per task) or source_class_means (per model)"},
                                                          {"model", T::String, "zoo entry"}, {"task", T::String, "task name, empty when per model"},
                                                          {"seconds", T::Float64, "shared by every score that reads it, not in /scores seconds"}}));

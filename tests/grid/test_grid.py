@@ -262,6 +262,13 @@ class BadInput(unittest.TestCase):
         self.assertOneError(r, 2, "execution.ranks_per_cell: 3 does not divide the 2 ranks")
         self.assertFalse(os.path.exists(self.results))
 
+    def test_bad_config_is_one_line_from_every_rank(self):
+        cfg = os.path.join(self.dir, "bad.yaml")
+        with open(cfg, "w") as fh:
+            fh.write("name: bad\nthreds: 2\n")
+        r = run(2, cfg, self.zoo, self.results, timeout=120)
+        self.assertOneError(r, 2, "unknown key 'threds'")
+
     def test_cuda_without_cuda(self):
         r = run(2, write_config(self.dir), self.zoo, self.results, "--device", "cuda", timeout=120)
         self.assertOneError(r, 2, "execution.device: cuda")
