@@ -2,20 +2,14 @@
 #include <ATen/ATen.h>
 #include <mpi.h>
 
+#include "buckets.h"
 #include "collective_nccl.h"
+#include "mpi_check.h"
 #include "zoobench/comm.h"
 #include "zoobench/error.h"
 
 namespace zoobench::comm {
 namespace {
-
-void check(int rc, const char* what) {
-  if (rc == MPI_SUCCESS) return;
-  char msg[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  MPI_Error_string(rc, msg, &len);
-  throw Error(std::string("MPI ") + what + ": " + std::string(msg, static_cast<size_t>(len)));
-}
 
 MPI_Datatype mpi_type(const at::Tensor& t) {
   switch (t.scalar_type()) {
@@ -55,38 +49,15 @@ class MpiCollective : public Collective {
     });
   }
 
-  // Packs consecutive tensors of one dtype into a flat buffer of at most
-  // bucket_bytes, runs `op` on it and copies the results back: one message
-  // per bucket instead of one per (often tiny) tensor.
   template <class Op>
   void for_buckets(std::vector<at::Tensor>& ts, Op op) {
-    size_t i = 0;
-    while (i < ts.size()) {
-      if (!ts[i].defined() || ts[i].numel() == 0) {
-        ++i;
-        continue;
-      }
-      if (!ts[i].device().is_cpu()) throw Error("MPI collective: tensors must be on the CPU (use the NCCL backend for CUDA)");
-      size_t j = i, bytes = 0;
-      std::vector<at::Tensor> bucket;
-      while (j < ts.size() && ts[j].defined() && ts[j].scalar_type() == ts[i].scalar_type() &&
-             (bucket.empty() || bytes + ts[j].nbytes() <= bucket_bytes)) {
-        bytes += ts[j].nbytes();
-        bucket.push_back(ts[j].reshape({-1}));
-        ++j;
-      }
-      at::Tensor flat = bucket.size() == 1 && ts[i].is_contiguous() ? ts[i].view({-1}) : at::cat(bucket);
+    for (auto range : plan_buckets(ts, bucket_bytes)) {
+      if (!ts[range.first].device().is_cpu())
+        throw Error("MPI collective: tensors must be on the CPU (use the NCCL backend for CUDA)");
+      at::Tensor flat = pack_bucket(ts, range);
       op(flat);
       ++collectives_issued;
-      if (!(bucket.size() == 1 && ts[i].is_contiguous())) {
-        int64_t off = 0;
-        for (size_t k = i; k < j; ++k) {
-          int64_t n = ts[k].numel();
-          ts[k].copy_(flat.narrow(0, off, n).view_as(ts[k]));
-          off += n;
-        }
-      }
-      i = j;
+      unpack_bucket(ts, range, flat);
     }
   }
 };

@@ -8,6 +8,7 @@
 
 #include <cstring>
 
+#include "buckets.h"
 #include "collective_nccl.h"
 #include "zoobench/error.h"
 
@@ -82,32 +83,14 @@ class NcclCollective : public Collective {
   void each_bucket(std::vector<at::Tensor>& ts, Op op) {
     // The tensors were written on the default stream; ours waits for it.
     cuda(cudaDeviceSynchronize(), "synchronize");
-    size_t i = 0;
-    while (i < ts.size()) {
-      if (!ts[i].defined() || ts[i].numel() == 0) {
-        ++i;
-        continue;
-      }
-      if (!ts[i].is_cuda()) throw Error("NCCL collective: tensors must be CUDA tensors");
-      size_t j = i, bytes = 0;
-      std::vector<at::Tensor> bucket;
-      while (j < ts.size() && ts[j].defined() && ts[j].scalar_type() == ts[i].scalar_type() &&
-             (bucket.empty() || bytes + ts[j].nbytes() <= bucket_bytes)) {
-        bytes += ts[j].nbytes();
-        bucket.push_back(ts[j].reshape({-1}));
-        ++j;
-      }
-      at::Tensor flat = at::cat(bucket);
+    for (auto range : plan_buckets(ts, bucket_bytes)) {
+      if (!ts[range.first].is_cuda()) throw Error("NCCL collective: tensors must be CUDA tensors");
+      at::Tensor flat = pack_bucket(ts, range);
       cuda(cudaDeviceSynchronize(), "synchronize");
       op(flat);
       ++collectives_issued;
       cuda(cudaStreamSynchronize(stream_), "stream synchronize");
-      int64_t off = 0;
-      for (size_t k = i; k < j; ++k) {
-        ts[k].copy_(flat.narrow(0, off, ts[k].numel()).view_as(ts[k]));
-        off += ts[k].numel();
-      }
-      i = j;
+      unpack_bucket(ts, range, flat);
     }
   }
 

@@ -8,19 +8,12 @@
 #include <mutex>
 #include <thread>
 
+#include "mpi_check.h"
 #include "zoobench/comm.h"
 #include "zoobench/error.h"
 
 namespace zoobench::comm {
 namespace {
-void check(int rc, const char* what) {
-  if (rc == MPI_SUCCESS) return;
-  char msg[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  MPI_Error_string(rc, msg, &len);
-  throw Error(std::string("MPI ") + what + ": " + std::string(msg, static_cast<size_t>(len)));
-}
-
 int thread_level = MPI_THREAD_SINGLE;
 
 int env_int(const char* name, int fallback) {

@@ -6,6 +6,7 @@
 
 #include "zoobench/error.h"
 #include "zoobench/finetune.h"
+#include "zoobench/h5_tensor.h"
 #include "zoobench/io.h"
 #include "zoobench/reduce.h"
 #include "zoobench/selector.h"
@@ -32,19 +33,6 @@ Who who_of(const h5::File& f) {
 void copy(const h5::Group& src, const std::string& name, h5::Group& dst, const std::string& as) {
   h5::check(H5Ocopy(src.id(), name.c_str(), dst.id(), as.c_str(), H5P_DEFAULT, H5P_DEFAULT),
             "copy '" + src.where(name) + "' to '" + dst.where(as) + "'");
-}
-
-h5::Group ensure(h5::Group& root, const std::string& path) {
-  h5::Group g = root.open_group("/");
-  size_t pos = 0;
-  while (pos <= path.size()) {
-    size_t next = path.find('/', pos);
-    std::string part = path.substr(pos, next == std::string::npos ? std::string::npos : next - pos);
-    if (!part.empty()) g = g.has(part) ? g.open_group(part) : g.create_group(part);
-    if (next == std::string::npos) break;
-    pos = next + 1;
-  }
-  return g;
 }
 
 std::vector<Col> with_key(std::vector<Col> extra) {
@@ -139,7 +127,7 @@ fs::path merge(const fs::path& exp_dir) {
         Who w = who_of(s);
         shared.append({std::string("probe_features"), s.attr_string("probe_model"), task.name, w.seconds, w.rank,
                        w.host, w.started_utc, w.seconds});
-        h5::Group g = ensure(f, "features/_probe/" + task.name);
+        h5::Group g = h5::ensure_group(f, "features/_probe/" + task.name);
         copy(s, "features", g, "features");
         g.set_attr("probe_model", s.attr_string("probe_model"));
       }
@@ -170,7 +158,7 @@ fs::path merge(const fs::path& exp_dir) {
             throw DataError(s.filename().string() + ": no terms of selector '" + sels[k]->name() + "'");
         }
         if (s.has("arrays")) {
-          h5::Group dst = ensure(f, "features/" + model);
+          h5::Group dst = h5::ensure_group(f, "features/" + model);
           copy(s, "arrays", dst, task.name);
         }
       }
@@ -215,7 +203,7 @@ fs::path merge(const fs::path& exp_dir) {
       Who w = who_of(s);
       shared.append({std::string("source_class_means"), plan.models[m].name, std::string(), w.seconds, w.rank, w.host,
                      w.started_utc, w.seconds});
-      h5::Group g = ensure(f, "source_domain/" + plan.models[m].name);
+      h5::Group g = h5::ensure_group(f, "source_domain/" + plan.models[m].name);
       copy(s, "class_means", g, "class_means");
       copy(s, "class_counts", g, "class_counts");
     }
