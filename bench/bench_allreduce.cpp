@@ -24,6 +24,14 @@
 //     parameters.
 //
 // libtorch runs one intra-op thread per rank (at::set_num_threads(1)).
+// On a VM where page faults are dear, glibc's default malloc (large blocks
+// mmap'd, unmapped on free) slows the batch-32 single-rank step more than the
+// batch-16 DP step and inflates the speed-up: compare with
+//   mpiexec -n 2 -x GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295 ...
+// The same holds for (b) above a few MiB (MPI's temporary buffers), and as
+// glibc raises its mmap threshold to the largest block freed so far (up to
+// 32 MiB), (c) after (b) runs in a different heap than (c) alone
+// (--skip a,b); with GLIBC_TUNABLES pinning the thresholds it does not matter.
 // Prints tables on rank 0, then one JSON line.
 #include <ATen/ATen.h>
 #include <torch/torch.h>
@@ -32,11 +40,13 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <set>
 #include <unistd.h>
 
 #include "bench_common.h"
+#include "zoobench/process.h"
 #include "zoobench/comm.h"
 #include "zoobench/config.h"
 #include "zoobench/finetune.h"
@@ -53,14 +63,6 @@ comm::World& world() { return comm::World::get(); }
 // Slowest rank's seconds, as every rank's answer.
 double slowest(double seconds) {
   return static_cast<double>(world().allreduce_max(static_cast<int64_t>(seconds * 1e9))) * 1e-9;
-}
-
-std::string human_bytes(double b) {
-  char buf[32];
-  if (b >= 1 << 20) std::snprintf(buf, sizeof buf, "%g MiB", b / (1 << 20));
-  else if (b >= 1 << 10) std::snprintf(buf, sizeof buf, "%g KiB", b / (1 << 10));
-  else std::snprintf(buf, sizeof buf, "%g B", b);
-  return buf;
 }
 
 int clamp_iters(double target_s, double per_iter_s, int lo, int hi) {
@@ -114,7 +116,8 @@ nlohmann::json allreduce(int64_t max_bytes, double target_s, bool root) {
   }
   for (int64_t bytes = 1024; bytes <= max_bytes; bytes *= 4) {
     const int64_t floats = bytes / 4;
-    const double warm = comm::allreduce_seconds(floats, 2);  // warm-up (also checked)
+    comm::allreduce_seconds(floats, 1);                      // warm-up: first touch of MPI's buffers
+    const double warm = comm::allreduce_seconds(floats, 2);  // warm-up that sizes the run (also checked)
     const int iters = clamp_iters(target_s, warm, 3, 20000);  // the slowest rank's warm-up: same on every rank
     const double t = comm::allreduce_seconds(floats, iters);  // throws on a wrong sum
     const double alg = bytes / t / 1e9;
@@ -261,6 +264,8 @@ nlohmann::json data_parallel(comm::Collective& coll, const std::vector<std::pair
 }  // namespace
 
 int main(int argc, char** argv) {
+  const bool tuned = zoobench::tune_allocator();  // as the zoobench CLI does
+  (void)tuned;
   zbbench::Args args;
   args.flag("quick", "small settings: sizes up to 4 MiB, 0.02 s per size, n = 64, 1 epoch, 1 repeat")
       .opt("max-bytes", "67108864", "largest allreduce buffer in bytes")
@@ -311,6 +316,7 @@ int main(int argc, char** argv) {
                 ZOOBENCH_GIT_SHA, w.size(), distinct_hosts, at::get_num_threads());
     std::printf("MPI: %s; collective backend %s, bucket_bytes %zu\n", comm::mpi_library_version().c_str(),
                 coll->backend().c_str(), coll->bucket_bytes);
+    std::printf("GLIBC_TUNABLES=%s\n", std::getenv("GLIBC_TUNABLES") ? std::getenv("GLIBC_TUNABLES") : "(unset: glibc malloc defaults)");
   }
   nlohmann::json out;
   try {
@@ -320,6 +326,7 @@ int main(int argc, char** argv) {
     out["mpi"] = comm::mpi_library_version();
     out["threads"] = at::get_num_threads();
     out["zoobench"] = ZOOBENCH_VERSION;
+    out["glibc_tunables"] = std::getenv("GLIBC_TUNABLES") ? std::getenv("GLIBC_TUNABLES") : "";
     if (skip.find('a') == std::string::npos) out["pingpong"] = pingpong(*coll, target, root);
     if (skip.find('b') == std::string::npos) {
       out["allreduce_busbw_formula"] = "algbw * 2(n-1)/n";

@@ -58,7 +58,7 @@ class Args {
         std::printf("%s\n\noptions:\n", about.c_str());
         for (const auto& n : order_)
           std::printf("  --%-16s %s%s\n", n.c_str(), opts_[n].help.c_str(),
-                      opts_[n].flag ? "" : (" (default " + opts_[n].value + ")").c_str());
+                      opts_[n].flag || opts_[n].value.empty() ? "" : (" (default " + opts_[n].value + ")").c_str());
         return false;
       }
       if (a.rfind("--", 0) != 0) {

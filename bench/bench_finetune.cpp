@@ -3,7 +3,7 @@
 // same JSON line (impl "zoobench-cpp"), so the two can be run side by side
 // (bench/finetune_side_by_side.sh).
 //
-//   build-bench/bench/bench_finetune --arch resnet8 --width 8 --channels 1 --classes 10 \
+//   build-bench/bench/bench_finetune --arch resnet8 --width 8 --channels 1 --classes 10
 //       --n 512 --batch 32 --epochs 3 --threads 1 --repeats 3 --json
 //
 // Data: seeded random uint8 images N x C x 32 x 32 and labels in [0, classes),
@@ -29,6 +29,12 @@
 // fine-tuned parameters are finite and moved; the extracted features and
 // logits have the expected shapes, are finite, and a batch's first images
 // give the same features when extracted on their own.
+//
+// On a VM where page faults are dear, glibc's default malloc (large blocks
+// mmap'd and unmapped on free) can dominate both sides: compare with
+// GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295
+// set for both (finetune_side_by_side.sh: TUNE_MALLOC=1). The JSON line
+// records GLIBC_TUNABLES.
 #include <ATen/ATen.h>
 #include <torch/torch.h>
 #include <torch/version.h>
@@ -37,11 +43,13 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <numeric>
 #include <unistd.h>
 
 #include "bench_common.h"
+#include "zoobench/process.h"
 #include "zoobench/config.h"
 #include "zoobench/dataset.h"
 #include "zoobench/finetune.h"
@@ -64,7 +72,10 @@ double max_abs_diff(const std::vector<at::Tensor>& a, const std::vector<at::Tens
 
 }  // namespace
 
+bool g_allocator_tuned = false;
+
 int main(int argc, char** argv) {
+  g_allocator_tuned = zoobench::tune_allocator();  // as the zoobench CLI does
   zbbench::Args a;
   a.opt("arch", "resnet8", "resnet8 | resnet14 | resnet20 | cnn")
       .opt("width", "8", "network width w (stages w, 2w, 4w)")
@@ -86,11 +97,12 @@ int main(int argc, char** argv) {
       .opt("seed", "1", "seed of the data, the weights and the fine-tune")
       .opt("mean", "0.5", "normalisation mean of every channel")
       .opt("std", "0.25", "normalisation std of every channel")
-      .flag("json", "print only one JSON line");
+      .flag("json", "print only one JSON line")
+      .flag("verbose", "print every timed run's seconds to stderr (C++ only)");
   std::string arch;
   int64_t width, channels, classes, source_classes, n, batch, extract_batch, repeats;
   int epochs;
-  bool flip, json;
+  bool flip, json, verbose;
   FinetuneConfig cfg;
   uint64_t seed;
   try {
@@ -107,6 +119,7 @@ int main(int argc, char** argv) {
     repeats = a.i("repeats");
     flip = a.b("flip");
     json = a.b("json");
+    verbose = a.b("verbose");
     seed = static_cast<uint64_t>(a.i("seed"));
     if (a.str("augment") != "loop")
       throw UsageError("--augment " + a.str("augment") + ": zoobench has only the per-sample loop (augment.cpp)");
@@ -179,6 +192,7 @@ int main(int argc, char** argv) {
       const double t1 = train(1, nullptr);
       const double tn = train(1 + epochs, &tuned);
       train_rates.push_back(tn > t1 ? static_cast<double>(epochs * per_epoch) / (tn - t1) : 0.0);
+      if (verbose) std::fprintf(stderr, "repeat %lld: T(1) = %.4f s, T(1+%d) = %.4f s\n", static_cast<long long>(r), t1, epochs, tn);
     }
     bool finite = true;
     for (auto& p : tuned->parameters()) finite = finite && at::isfinite(p).all().item<bool>();
@@ -243,6 +257,8 @@ int main(int argc, char** argv) {
         {"mkldnn", at::hasMKLDNN()},
         {"torch", TORCH_VERSION},
         {"zoobench", ZOOBENCH_VERSION},
+        {"glibc_tunables", std::getenv("GLIBC_TUNABLES") ? std::getenv("GLIBC_TUNABLES") : ""},
+        {"zoobench_allocator_tuning", g_allocator_tuned},
     };
     if (!json) {
       std::printf("%s w=%lld in=%lld: %lld trainable parameters (expected %lld)\n", arch.c_str(),

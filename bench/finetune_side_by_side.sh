@@ -13,7 +13,11 @@
 # Environment: BENCH (default build-bench/bench/bench_finetune), PYTHON
 # (default /usr/bin/python3), THREADS (default "1 2"), REPEATS (default 3),
 # N (default 512), BATCH (default 32), EPOCHS (timed epochs, default 2),
-# CHANNELS (default 1), CLASSES (default 10).
+# CHANNELS (default 1), CLASSES (default 10), TUNE_MALLOC (default 0; 1:
+# both sides run with GLIBC_TUNABLES raising glibc's mmap and trim
+# thresholds, so freed tensors stay in the heap instead of being unmapped and
+# faulted in again: on this VM page faults otherwise dominate, e.g. resnet8
+# w8 training ~3x and extraction ~7x slower, for C++ and Python alike).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,6 +30,10 @@ BATCH=${BATCH:-32}
 EPOCHS=${EPOCHS:-2}
 CHANNELS=${CHANNELS:-1}
 CLASSES=${CLASSES:-10}
+TUNE_MALLOC=${TUNE_MALLOC:-0}
+if [ "$TUNE_MALLOC" = 1 ]; then
+  export GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295
+fi
 [ -x "$BENCH" ] || { echo "finetune_side_by_side: no $BENCH (build the bench_finetune target, or set BENCH)" >&2; exit 2; }
 if [ $# -eq 0 ]; then set -- resnet8 8 resnet20 16; fi
 [ $(($# % 2)) -eq 0 ] || { echo "usage: $0 [ARCH WIDTH ...]" >&2; exit 2; }
@@ -47,7 +55,7 @@ while [ $# -gt 0 ]; do
 done
 
 "$PYTHON" - "$LINES" <<'EOF'
-import json, statistics, sys
+import json, os, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 keys = []
 for r in runs:
@@ -60,6 +68,7 @@ def med(impl, k, field):
 r0 = runs[0]
 print(f"n = {r0['n']}, batch {r0['batch']}, extract batch {r0['extract_batch']}, {r0['epochs']} timed epochs, "
       f"channels {r0['channels']}, classes {r0['classes']}; medians; ratio = C++ / Python")
+print(f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset: glibc malloc defaults)')}")
 print(f"{'arch':9} {'width':>5} {'threads':>7} | {'train C++':>10} {'Python':>10} {'ratio':>6} | "
       f"{'extract C++':>11} {'Python':>10} {'ratio':>6} | runs")
 table = []
@@ -70,5 +79,6 @@ for k in keys:
           f"{ec / ep:>6.2f} | {nc}+{npy}")
     table.append(dict(arch=k[0], width=k[1], threads=k[2], train_cpp=tc, train_python=tp, train_ratio=tc / tp,
                       extract_cpp=ec, extract_python=ep, extract_ratio=ec / ep, repeats=nc))
-print(json.dumps({"bench": "finetune_side_by_side", "images_per_s": "median", "rows": table}))
+print(json.dumps({"bench": "finetune_side_by_side", "images_per_s": "median",
+                  "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""), "rows": table}))
 EOF

@@ -2,12 +2,14 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <sstream>
 
 #include "cli.h"
 #include "zoobench/comm.h"
 #include "zoobench/error.h"
+#include "zoobench/process.h"
 #include "zoobench/version.h"
 
 namespace zoobench::cli {
@@ -93,6 +95,7 @@ int dispatch(const Args& argv) {
 
 int main(int argc, char** argv) {
   using namespace zoobench;
+  tune_allocator();
   spdlog::set_default_logger(spdlog::stderr_color_mt("zoobench"));
   spdlog::set_pattern("[%H:%M:%S] %v");
   cli::Args args(argv + 1, argv + argc);
