@@ -176,11 +176,19 @@ fs::path run_experiment(const Config& c, const RunOptions& opt) {
   // ---- 2. the zoo: train what is missing (one model per rank)
   std::vector<ZooJobResult> jobs;
   agreed([&] { jobs = train_zoo(c, opt.data_dir, world.rank(), world.size(), [&] { world.barrier(); }, false, opt.quiet); });
-  if (world.is_root())
+  {  // every rank trained its share of the zoo; rank 0 reports them all
+    std::string report;
     for (const auto& j : jobs)
-      for (const auto& [name, acc] : j.accuracies)
-        std::fprintf(stderr, "zoo %-28s source test accuracy %5.1f%% (%s)\n", name.c_str(), 100 * acc,
-                     j.trained ? ("trained in " + format_seconds(j.seconds)).c_str() : "kept");
+      for (const auto& [name, acc] : j.accuracies) {
+        char line[256];
+        std::snprintf(line, sizeof line, "zoo %-28s source test accuracy %5.1f%% (%s)\n", name.c_str(), 100 * acc,
+                      j.trained ? ("trained in " + format_seconds(j.seconds)).c_str() : "kept");
+        report += line;
+      }
+    auto all = world.allgather(report);
+    if (world.is_root())
+      for (const auto& r : all) std::fputs(r.c_str(), stderr);
+  }
 
   // ---- 3. tasks, models and the plan on every rank; the experiment folder on rank 0
   Grid grid;
