@@ -194,8 +194,9 @@ class KillNine(unittest.TestCase):
             during_write = trial in (0, 3)
             if during_write:  # every shard write pauses 30 s with its file open: kill there
                 env["ZOOBENCH_FAULT_PAUSE_IN_SHARD_WRITE"] = "30"
-            proc = subprocess.Popen(command(2, config, zoo, res), stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+            log = open(os.path.join(tmp, f"trial{trial}.log"), "w")
+            proc = subprocess.Popen(command(2, config, zoo, res), stdout=log, stderr=subprocess.STDOUT, env=env,
+                                    start_new_session=True)
             if during_write:
                 deadline = time.time() + 120
                 while time.time() < deadline and not glob.glob(os.path.join(shards, "*", "*.tmp.*")):
@@ -205,6 +206,7 @@ class KillNine(unittest.TestCase):
             else:
                 time.sleep(rng.uniform(0.3, 0.95) * wall)
             kill_all(proc)
+            log.close()
             # Whatever is on disk is complete: every shard opens and carries its seconds.
             finished = glob.glob(os.path.join(shards, "*", "*.h5"))
             for path in finished:
@@ -212,7 +214,8 @@ class KillNine(unittest.TestCase):
                     self.assertIn("seconds", fh.attrs, path)
             done_counts.append(len(finished))
         self.assertGreaterEqual(in_write, 2, "at least two kills inside a shard write")
-        self.assertTrue(any(0 < d < 12 for d in done_counts), f"kills left partial progress: {done_counts}")
+        logs = "".join(open(os.path.join(tmp, f"trial{k}.log")).read()[-600:] for k in range(6))
+        self.assertTrue(any(0 < d < 12 for d in done_counts), f"kills left partial progress: {done_counts}\n{logs}")
         final = run(2, config, zoo, res)
         self.assertEqual(final.returncode, 0, final.stderr)
         self.assertEqual(glob.glob(os.path.join(shards, "*", "*.tmp.*")), [], "half-written shards were removed")
