@@ -238,14 +238,7 @@ int main(int argc, char** argv) {
     }
     const double total = std::accumulate(seconds.begin(), seconds.end(), 0.0);
     const size_t longest_i = static_cast<size_t>(std::max_element(seconds.begin(), seconds.end()) - seconds.begin());
-    std::vector<double> chain(plan.units.size(), 0.0);
-    double longest_chain = 0;
-    for (size_t u = 0; u < plan.units.size(); ++u) {
-      double before = 0;
-      for (int d : plan.units[u].deps) before = std::max(before, chain[static_cast<size_t>(d)]);
-      chain[u] = before + seconds[u];
-      longest_chain = std::max(longest_chain, chain[u]);
-    }
+    const double chain_s = zoobench::longest_chain(plan, seconds);
 
     std::printf("bench_scheduler: zoobench %s (%s)\n", ZOOBENCH_VERSION, ZOOBENCH_GIT_SHA);
     std::printf("plan: %zu models x %zu plan tasks (%lld data sets x %zu shots) x %zu lrs; selectors %s (needs: %s)\n",
@@ -278,7 +271,7 @@ int main(int argc, char** argv) {
                   {"borrowed_from", borrowed.count(k) ? borrowed[k] : ""}};
     }
     std::printf("total work %.2f s; longest unit %.3f s (%s); longest dependency chain %.3f s\n\n", total,
-                seconds[longest_i], plan.units[longest_i].id.c_str(), longest_chain);
+                seconds[longest_i], plan.units[longest_i].id.c_str(), chain_s);
 
     std::printf("lower bound = max(total / W, longest chain); ratio = makespan / lower bound; "
                 "utilisation = total / (W x makespan)\n");
@@ -320,7 +313,7 @@ int main(int argc, char** argv) {
                           {"total_seconds", total},
                           {"longest_unit_seconds", seconds[longest_i]},
                           {"longest_unit", plan.units[longest_i].id},
-                          {"longest_chain_seconds", longest_chain},
+                          {"longest_chain_seconds", chain_s},
                           {"rows", rows},
                           {"zoobench", ZOOBENCH_VERSION}};
     std::printf("\n%s\n", out.dump().c_str());

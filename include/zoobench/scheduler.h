@@ -39,6 +39,9 @@ class Dispatcher {
   size_t done_count_ = 0, todo_at_start_ = 0;
 };
 
+// The longest chain of dependent units, in seconds (indexed like plan.units).
+double longest_chain(const Plan& plan, const std::vector<double>& seconds);
+
 struct Simulation {
   double makespan = 0;       // seconds until the last unit ends
   double utilisation = 0;    // busy seconds / (workers x makespan)

@@ -18,6 +18,10 @@ struct ZooJobResult {
   std::vector<std::pair<std::string, double>> accuracies;  // entry name -> source test accuracy
 };
 
+// One line per zoo entry of these jobs: "<prefix><name> source test accuracy
+// 93.1% (trained in 12.0s | <kept>)".
+std::string zoo_report(const std::vector<ZooJobResult>& jobs, const std::string& prefix, const std::string& kept);
+
 // The manifest a config uses: zoo.manifest when set, else <zoo.dir>/manifest.yaml.
 std::filesystem::path manifest_path(const Config& c);
 

@@ -60,15 +60,7 @@ int cmd_zoo_train(const Args& args) {
   auto results = train_zoo(c, data_dir, world.rank(), world.size(), [&] { world.barrier(); }, vm->count("force") > 0,
                            vm->count("quiet") > 0);
   // Every rank reports its own models; rank 0 wrote the manifest.
-  std::string report;
-  for (const auto& r : results)
-    for (const auto& [name, acc] : r.accuracies) {
-      char line[256];
-      std::snprintf(line, sizeof line, "%-28s source test accuracy %5.1f%%  %s\n", name.c_str(), 100 * acc,
-                    r.trained ? ("trained in " + format_seconds(r.seconds)).c_str() : "up to date, kept");
-      report += line;
-    }
-  auto all = world.allgather(report);
+  auto all = world.allgather(zoo_report(results, "", "up to date, kept"));
   if (world.is_root()) {
     for (const auto& r : all) std::cout << r;
     std::cout << "manifest: " << manifest_path(c).string() << "\n";

@@ -98,7 +98,6 @@ Grid build_grid(const Config& c, const fs::path& data_dir, const at::Device& dev
     ptasks.push_back({spec.name, spec.shots, static_cast<int64_t>(spec.seed), t.train.size(), t.val.size(), t.test.size(),
                       scored_samples(t, c.extract.max_per_class).size(), t.classes()});
   }
-  g.sets.clear();  // the runner reads the sets it needs again, lazily
   std::vector<PlanModel> pmodels;
   unsigned needs = 0;
   std::vector<std::string> names;
@@ -177,15 +176,7 @@ fs::path run_experiment(const Config& c, const RunOptions& opt) {
   std::vector<ZooJobResult> jobs;
   agreed([&] { jobs = train_zoo(c, opt.data_dir, world.rank(), world.size(), [&] { world.barrier(); }, false, opt.quiet); });
   {  // every rank trained its share of the zoo; rank 0 reports them all
-    std::string report;
-    for (const auto& j : jobs)
-      for (const auto& [name, acc] : j.accuracies) {
-        char line[256];
-        std::snprintf(line, sizeof line, "zoo %-28s source test accuracy %5.1f%% (%s)\n", name.c_str(), 100 * acc,
-                      j.trained ? ("trained in " + format_seconds(j.seconds)).c_str() : "kept");
-        report += line;
-      }
-    auto all = world.allgather(report);
+    auto all = world.allgather(zoo_report(jobs, "zoo ", "kept"));
     if (world.is_root())
       for (const auto& r : all) std::fputs(r.c_str(), stderr);
   }
@@ -255,7 +246,7 @@ fs::path run_experiment(const Config& c, const RunOptions& opt) {
   store::RunContext ctx{opt.context_versions, manifest_path(c).string(), opt.threads, c.source};
   std::vector<Model*> zoo;
   for (auto& m : grid.models) zoo.push_back(m.get());
-  UnitRunner runner(c, grid.plan, zoo, grid.tasks, opt.data_dir, exp, who, ctx);
+  UnitRunner runner(c, grid.plan, zoo, grid.tasks, std::move(grid.sets), opt.data_dir, exp, who, ctx);
   size_t mine = 0;
   int64_t finished = -1;
   for (int wait_ms = 5;;) {

@@ -108,7 +108,12 @@ Simulation simulate(const Plan& plan, const std::vector<double>& seconds, int wo
   s.makespan = now;
   double total = std::accumulate(seconds.begin(), seconds.end(), 0.0);
   s.utilisation = now > 0 ? total / (workers * now) : 1.0;
-  // Longest dependency chain (units are planned after their dependencies).
+  s.lower_bound = std::max(total / workers, longest_chain(plan, seconds));
+  return s;
+}
+
+double longest_chain(const Plan& plan, const std::vector<double>& seconds) {
+  // Units are planned after their dependencies, so one pass in plan order suffices.
   std::vector<double> chain(plan.units.size(), 0.0);
   double longest = 0;
   for (size_t u = 0; u < plan.units.size(); ++u) {
@@ -117,8 +122,7 @@ Simulation simulate(const Plan& plan, const std::vector<double>& seconds, int wo
     chain[u] = before + seconds[u];
     longest = std::max(longest, chain[u]);
   }
-  s.lower_bound = std::max(total / workers, longest);
-  return s;
+  return longest;
 }
 
 }  // namespace zoobench

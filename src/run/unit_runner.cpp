@@ -22,11 +22,11 @@ double epoch_now() {
 }  // namespace
 
 UnitRunner::UnitRunner(const Config& c, const Plan& plan, std::vector<Model*> models, std::vector<Task> tasks,
-                       std::filesystem::path data_dir, std::filesystem::path exp_dir, store::Provenance who,
+                       std::map<std::string, ImageSet> sets, std::filesystem::path data_dir, std::filesystem::path exp_dir, store::Provenance who,
                        store::RunContext context)
     : c_(c), plan_(plan), models_(std::move(models)), tasks_(std::move(tasks)), data_dir_(std::move(data_dir)),
       exp_dir_(std::move(exp_dir)), who_(std::move(who)), context_(std::move(context)),
-      scorer_(selectors_from(plan.selectors), models_, c.extract, c.finetune, data_dir_, c.seed) {}
+      scorer_(selectors_from(plan.selectors), models_, c.extract, c.finetune, data_dir_, c.seed), sets_(std::move(sets)) {}
 
 const ImageSet& UnitRunner::set(const std::string& dataset) {
   auto it = sets_.find(dataset);

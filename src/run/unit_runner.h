@@ -17,8 +17,9 @@ namespace zoobench {
 
 class UnitRunner {
  public:
+  // sets: packed data sets already read (the tasks'); others are read on first use.
   UnitRunner(const Config& c, const Plan& plan, std::vector<Model*> models, std::vector<Task> tasks,
-             std::filesystem::path data_dir, std::filesystem::path exp_dir, store::Provenance who,
+             std::map<std::string, ImageSet> sets, std::filesystem::path data_dir, std::filesystem::path exp_dir, store::Provenance who,
              store::RunContext context);
   // Every rank of the group calls it for a fine-tune or probe unit (trained
   // data-parallel); score and source units run on the group's first rank

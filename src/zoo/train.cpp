@@ -288,3 +288,23 @@ std::vector<ZooJobResult> train_zoo(const Config& c, const fs::path& data_dir, i
 }
 
 }  // namespace zoobench
+
+#include <cstdio>
+
+#include "zoobench/progress.h"
+
+namespace zoobench {
+
+std::string zoo_report(const std::vector<ZooJobResult>& jobs, const std::string& prefix, const std::string& kept) {
+  std::string out;
+  for (const auto& j : jobs)
+    for (const auto& [name, acc] : j.accuracies) {
+      char line[256];
+      std::snprintf(line, sizeof line, "%s%-28s source test accuracy %5.1f%% (%s)\n", prefix.c_str(), name.c_str(),
+                    100 * acc, j.trained ? ("trained in " + format_seconds(j.seconds)).c_str() : kept.c_str());
+      out += line;
+    }
+  return out;
+}
+
+}  // namespace zoobench
