@@ -20,6 +20,7 @@
 #include "zoo/nets.h"
 #include "zoobench/h5.h"
 #include "zoobench/model.h"
+#include "zoobench/process.h"
 #include "zoobench/selector.h"
 #include "zoobench/version.h"
 
@@ -84,9 +85,11 @@ void BM_Selector(benchmark::State& state, const Selector* s) {
   for (auto _ : state) benchmark::DoNotOptimize(v = s->score(c.in));
   auto it = c.expected.find(s->name());
   if (!std::isfinite(v)) state.SkipWithError("non-finite score");
-  // Seeded selectors (nleep's k-means, linear_probe's split) draw differently from numpy: loose check.
-  const bool seeded = s->name() == "nleep" || s->name() == "linear_probe";
-  if (it != c.expected.end() && std::abs(v - it->second) > (seeded ? 0.05 : 1e-6) * std::max(1.0, std::abs(it->second)))
+  // Relative checks. N-LEEP's k-means draws differently from numpy's; the
+  // linear probe uses the same folds, but both L-BFGS runs stop at the
+  // 100-iteration cap of its definition, on different iterates.
+  const double tol = s->name() == "nleep" ? 0.05 : s->name() == "linear_probe" ? 0.01 : 1e-6;
+  if (it != c.expected.end() && std::abs(v - it->second) > tol * std::max(std::abs(it->second), 1e-12))
     state.SkipWithError(("differs from numpy: " + std::to_string(v) + " vs " + std::to_string(it->second)).c_str());
   state.counters["value"] = v;
   state.counters["N"] = static_cast<double>(c.in.features.size(0));
@@ -158,6 +161,7 @@ BENCHMARK(BM_ExtractSketch)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTi
 }  // namespace
 
 int main(int argc, char** argv) {
+  const bool tuned = zoobench::tune_allocator();  // as the zoobench CLI does
   at::set_num_threads(std::getenv("ZOOBENCH_THREADS") ? std::atoi(std::getenv("ZOOBENCH_THREADS")) : 2);
   for (const Selector* s : all_selectors())
     benchmark::RegisterBenchmark(("BM_Selector/" + s->name()).c_str(), BM_Selector, s)
@@ -165,6 +169,7 @@ int main(int argc, char** argv) {
         ->UseRealTime();
   benchmark::AddCustomContext("zoobench", ZOOBENCH_VERSION);
   benchmark::AddCustomContext("libtorch_threads", std::to_string(at::get_num_threads()));
+  benchmark::AddCustomContext("allocator", tuned ? "mallopt: 32 MiB mmap threshold, 1 GiB trim" : "glibc defaults");
   benchmark::AddCustomContext("inputs", std::getenv("ZB_SELECTOR_INPUTS") ? std::getenv("ZB_SELECTOR_INPUTS") : "generated");
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

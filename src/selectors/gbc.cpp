@@ -1,6 +1,9 @@
-// GBC (Pandy et al. 2022): PCA to 64 dimensions, spherical Gaussian per
-// class (variance = mean of the per-dimension population variances, floored
-// at 1e-4; PCA keeps min(64, N, D) components), GBC = -sum over ordered class pairs of exp(-Bhattacharyya distance).
+// GBC (Pandy et al. 2022): PCA to 64 dimensions (min(64, N, D) components),
+// a spherical Gaussian per class whose variance is the mean of the
+// per-dimension population variances, each floored at 1e-4 first as the
+// authors' code does (a dead dimension would otherwise pull the variance
+// towards 0 and the distances up); GBC = -sum over ordered class pairs of
+// exp(-Bhattacharyya distance).
 #include <ATen/ATen.h>
 
 #include <cmath>
@@ -10,10 +13,12 @@
 
 namespace zoobench {
 namespace {
+constexpr double kVarianceFloor = 1e-4;
+
 class Gbc : public Selector {
  public:
   std::string name() const override { return "gbc"; }
-  std::string variant() const override { return "pca64-spherical"; }
+  std::string variant() const override { return "pca64-spherical-dimvar-floor-1e-4"; }
   unsigned needs() const override { return kNeedFeatures; }
   double score(const SelectorInputs& in) const override {
     at::Tensor p = detail::pca(in.features.to(at::kDouble), 64);
@@ -22,7 +27,7 @@ class Gbc : public Selector {
     for (int64_t c = 0; c < in.classes; ++c) {
       at::Tensor x = p.index_select(0, (in.labels == c).nonzero().squeeze(1));
       mu.push_back(x.mean(0));
-      var.push_back(std::max(1e-4, x.var(0, /*unbiased=*/false).mean().item<double>()));
+      var.push_back(x.var(0, /*unbiased=*/false).clamp_min(kVarianceFloor).mean().item<double>());
     }
     double total = 0;
     for (int64_t a = 0; a < in.classes; ++a)

@@ -191,17 +191,22 @@ class KillNine(unittest.TestCase):
         in_write, done_counts = 0, []
         for trial in range(6):
             env = dict(os.environ)
-            during_write = trial in (0, 3)
-            if during_write:  # every shard write pauses 30 s with its file open: kill there
+            # The first two trials, while most units are still to do (a later
+            # one may find the grid finished by the random kills' runs), pause
+            # every shard write 30 s with its file open and kill there.
+            during_write = trial < 2
+            if during_write:
                 env["ZOOBENCH_FAULT_PAUSE_IN_SHARD_WRITE"] = "30"
+            stale = set(glob.glob(os.path.join(shards, "*", "*.tmp.*")))  # the previous trial's, named by its pid
             log = open(os.path.join(tmp, f"trial{trial}.log"), "w")
             proc = subprocess.Popen(command(2, config, zoo, res), stdout=log, stderr=subprocess.STDOUT, env=env,
                                     start_new_session=True)
             if during_write:
+                fresh = lambda: set(glob.glob(os.path.join(shards, "*", "*.tmp.*"))) - stale  # noqa: E731
                 deadline = time.time() + 120
-                while time.time() < deadline and not glob.glob(os.path.join(shards, "*", "*.tmp.*")):
+                while time.time() < deadline and not fresh():
                     time.sleep(0.05)
-                if glob.glob(os.path.join(shards, "*", "*.tmp.*")):
+                if fresh():
                     in_write += 1
             else:
                 time.sleep(rng.uniform(0.3, 0.95) * wall)

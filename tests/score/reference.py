@@ -1,6 +1,8 @@
 """Reference forms for the parity tests on arrays `zoobench score` saved:
 bench/python/selectors_baseline.py's numpy/scipy/scikit-learn forms (the
-benchmark's baseline), plus the dense N x N LFC, kNN with its tie rule and
+benchmark's baseline; GBC, RSA and NCTI as their authors' code computes
+them, the linear probe on zoobench's folds with scikit-learn's
+LogisticRegression), plus the dense N x N LFC, kNN with its tie rule and
 NCTI's normalisation over the zoo."""
 import os
 import sys
@@ -8,7 +10,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "python"))
-from selectors_baseline import dds, domain_similarity, hscore, leep_from, nce, ncti_terms, rsa  # noqa: E402,F401
+from selectors_baseline import (dds, domain_similarity, gbc, hscore, leep_from, linear_probe, nce,  # noqa: E402,F401
+                                ncti_terms, rsa)
 
 
 def lfc(f, y):

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "zoobench/error.h"
+#include "zoobench/reduce.h"
 #include "zoobench/selector.h"
 
 using namespace zoobench;
@@ -132,6 +133,76 @@ TEST(Ncti, MinMaxOverTheZoo) {
   ASSERT_EQ(good.size(), 3u);
   EXPECT_GT(good[1], bad[1]);
   EXPECT_GT(s.combine({good, bad})[0], s.combine({good, bad})[1]);
+}
+
+// Small features take the shrinkage branch, large ones the SVD solver (the
+// rule is scale-dependent); both stay finite on one sample per class and on
+// more PCA components than samples.
+TEST(Ncti, BothBranchesOnDegenerateShapes) {
+  for (double scale : {0.1, 100.0})
+    for (auto [n, d] : {std::pair<int64_t, int64_t>{4, 3}, {12, 40}}) {
+      SelectorInputs in = clusters(n, d, 4, 2.0, 21);
+      in.features = in.features * scale;
+      for (double t : selector("ncti").terms(in)) EXPECT_TRUE(std::isfinite(t)) << "scale " << scale << ", N " << n;
+    }
+}
+
+// GBC's spherical variance with the authors' per-dimension floor (floor =
+// 1e-4) or without it (floor = 0): all components kept, in the PCA basis.
+double gbc_spherical(const SelectorInputs& in, double floor) {
+  at::Tensor x = in.features - in.features.mean(0, true);
+  at::Tensor p = at::mm(x, std::get<2>(at::linalg_svd(x, false)).t());
+  std::vector<at::Tensor> mu;
+  std::vector<double> var;
+  for (int64_t c = 0; c < in.classes; ++c) {
+    at::Tensor xc = p.index_select(0, (in.labels == c).nonzero().squeeze(1));
+    mu.push_back(xc.mean(0));
+    var.push_back(xc.var(0, /*unbiased=*/false).clamp_min(floor).mean().item<double>());
+  }
+  double total = 0;
+  for (int64_t a = 0; a < in.classes; ++a)
+    for (int64_t b = 0; b < in.classes; ++b)
+      if (a != b) {
+        const double s = (var[a] + var[b]) / 2;
+        total += std::exp(-(mu[a] - mu[b]).pow(2).sum().item<double>() / (8 * s) - 0.5 * std::log(s / std::sqrt(var[a] * var[b])));
+      }
+  return -total;
+}
+
+TEST(Gbc, FloorsEveryDimensionsVarianceLikeTheAuthors) {
+  // Tight clusters with two dimensions nearly dead: in the PCA basis their
+  // per-class variances sit far below the 1e-4 floor.
+  SelectorInputs in = clusters(80, 6, 4, 0.2, 11);
+  in.features = in.features * 0.02;
+  in.features.select(1, 4).mul_(1e-3);
+  in.features.select(1, 5).mul_(1e-3);
+  const double floored = gbc_spherical(in, 1e-4), raw = gbc_spherical(in, 0.0);
+  EXPECT_GT(std::abs(floored - raw), 0.01 * std::abs(raw)) << "the case does not exercise the floor";
+  EXPECT_NEAR(selector("gbc").score(in), floored, 1e-9 * std::abs(floored));
+}
+
+// 1 - Pearson correlation between rows, uncentred columns: the RDM before the authors' centring.
+std::vector<double> raw_rdm(const at::Tensor& f) {
+  at::Tensor r = f - f.mean(1, true);
+  r = r / r.norm(2, 1, true);
+  at::Tensor c = at::mm(r, r.t());
+  std::vector<double> out;
+  for (int64_t i = 0; i < f.size(0); ++i)
+    for (int64_t j = 0; j < i; ++j) out.push_back(1 - c[i][j].item<double>());
+  return out;
+}
+
+TEST(Rsa, ACommonOffsetDoesNotChangeTheScore) {
+  SelectorInputs in = clusters(40, 8, 4, 1.5, 12);
+  in.probe_features = in.features.narrow(1, 0, 5) + 0.5 * at::randn({40, 5}, at::detail::createCPUGenerator(13), at::kDouble);
+  at::Tensor offset = at::linspace(-20, 30, 8, at::kDouble);  // the same vector added to every sample
+  SelectorInputs shifted = in;
+  shifted.features = in.features + offset;
+  const double base = selector("rsa").score(in);
+  EXPECT_NEAR(selector("rsa").score(shifted), base, 1e-12);
+  // Without the centring the offset dominates every RDM entry.
+  const std::vector<double> probe = raw_rdm(in.probe_features);
+  EXPECT_GT(std::abs(spearman(raw_rdm(shifted.features), probe) - spearman(raw_rdm(in.features), probe)), 0.05);
 }
 
 // Every selector on the registry's list from the issue is registered.
