@@ -13,6 +13,7 @@ namespace zoobench {
 // One few-shot target task: which data set, which classes, how many shots.
 struct TaskSpec {
   std::string name;                  // unique within a config; default "<dataset>"
+  std::string group;                 // the entry's name: shot_grid x seeds expand one entry into several tasks
   std::string dataset;               // a packed domain name, e.g. "opencv-digits"
   std::vector<std::string> classes;  // class names; empty = every class
   int shots = 10;                    // training images per class (validation carved from these)
@@ -53,6 +54,7 @@ struct ZooConfig {
 
 struct FinetuneConfig {
   int epochs = 20;
+  int min_steps = 0;  // floor on optimisation steps: epochs rise until epochs x batches >= min_steps
   int batch_size = 32;
   std::vector<double> lrs{0.01, 0.005, 0.001};
   double momentum = 0.9;
@@ -60,6 +62,11 @@ struct FinetuneConfig {
   int crop_padding = 2;
   std::vector<std::string> flip_domains;
 };
+
+// Epochs of one fine-tune on `train_images`: finetune.epochs, raised until
+// the optimisation steps (batches an epoch; a ragged last batch of one image
+// is skipped, as BatchNorm needs two) reach finetune.min_steps.
+int finetune_epochs(const FinetuneConfig& cfg, int64_t train_images);
 
 struct ExtractConfig {
   int max_per_class = 25;

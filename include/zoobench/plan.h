@@ -39,6 +39,7 @@ struct PlanTask {
   std::string name;
   int64_t shot = 0, seed = 0;
   size_t train = 0, val = 0, test = 0, scored = 0, classes = 0;
+  std::string group;  // the config entry it came from (its shot counts and seeds vary); "" = name
 };
 
 struct Plan {

@@ -38,5 +38,6 @@ int cmd_config_check(const Args&);
 int cmd_zoo_train(const Args&);
 int cmd_run(const Args&);
 int cmd_score(const Args&);
+int cmd_reduce(const Args&);
 
 }  // namespace zoobench::cli

@@ -23,6 +23,7 @@ const std::vector<Command>& commands() {
       {"zoo train", "train the config's zoo models that are missing; writes manifest.yaml", cmd_zoo_train},
       {"score", "rank a zoo for one target data set: every selector, table or JSON, --save-arrays", cmd_score},
       {"run", "the whole pipeline: data, zoo, tasks, scores, fine-tuning, results.h5", cmd_run},
+      {"reduce", "merge an experiment's shards; correlation, gain, cost and ground-truth tables (CSV, Markdown)", cmd_reduce},
       {"config explain", "print every config key with its type, default and meaning", cmd_config_explain},
       {"config check", "validate a config file without running anything", cmd_config_check},
   };

@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <sstream>
@@ -185,11 +186,29 @@ Config parse_config(const std::string& text, const std::string& source) {
     s.test_per_class = t["test_per_class"].as<int>();
     s.drop_small_classes = t["drop_small_classes"].as<bool>();
     s.where = r.loc(orig.Mark());
+    s.group = s.name;
     std::string path = "tasks[" + std::to_string(i) + "]";
-    if (!names.insert(s.name).second)
-      r.fail(orig.Mark(), path + ".name", "duplicate task name '" + s.name + "' (set a distinct 'name:')");
     if (s.classes.size() == 1) r.fail(orig["classes"].Mark(), path + ".classes", "a task needs at least 2 classes");
-    c.tasks.push_back(std::move(s));
+    // shot_grid x seeds: one entry, several samples of the same target.
+    std::vector<int> shot_list;
+    const YAML::Node grid = t["shot_grid"];  // optional: absent from the resolved entry when not given
+    for (double v : grid.IsDefined() && grid.IsSequence() ? grid.as<std::vector<double>>() : std::vector<double>{}) {
+      if (v < 1 || v != std::floor(v)) r.fail(orig["shot_grid"].Mark(), path + ".shot_grid", "shot counts are whole numbers >= 1");
+      shot_list.push_back(static_cast<int>(v));
+    }
+    const int seeds = t["seeds"].as<int>();
+    const bool expand = !shot_list.empty() || seeds > 1;
+    if (shot_list.empty()) shot_list.push_back(s.shots);
+    for (int shots : shot_list)
+      for (int k = 0; k < seeds; ++k) {
+        TaskSpec e = s;
+        e.shots = shots;
+        e.seed = s.seed + static_cast<uint64_t>(k);
+        if (expand) e.name = s.name + "-" + std::to_string(shots) + "shot-s" + std::to_string(e.seed);
+        if (!names.insert(e.name).second)
+          r.fail(orig.Mark(), path + ".name", "duplicate task name '" + e.name + "' (set a distinct 'name:')");
+        c.tasks.push_back(std::move(e));
+      }
   }
   // ---- zoo ----
   const YAML::Node& zoo = res["zoo"];
@@ -229,6 +248,7 @@ Config parse_config(const std::string& text, const std::string& source) {
 
   const YAML::Node& ft = res["finetune"];
   c.finetune.epochs = ft["epochs"].as<int>();
+  c.finetune.min_steps = ft["min_steps"].as<int>();
   c.finetune.batch_size = ft["batch_size"].as<int>();
   c.finetune.lrs = ft["lrs"].as<std::vector<double>>();
   c.finetune.momentum = ft["momentum"].as<double>();
@@ -296,6 +316,14 @@ std::string explain_config() {
   out << line;
   explain(config::root_schema(), "", out);
   return out.str();
+}
+
+int finetune_epochs(const FinetuneConfig& cfg, int64_t train_images) {
+  const int64_t bs = cfg.batch_size;
+  const int64_t full = train_images / bs, rest = train_images % bs;
+  const int64_t batches = full + (rest >= 2 || (full == 0 && rest == 1) ? 1 : 0);
+  if (cfg.min_steps <= 0 || batches <= 0) return cfg.epochs;
+  return static_cast<int>(std::max<int64_t>(cfg.epochs, (cfg.min_steps + batches - 1) / batches));
 }
 
 }  // namespace zoobench

@@ -57,6 +57,9 @@ const Field& root_schema() {
         {"classes", Kind::StringList, "[]", "class names to keep; empty = every class"},
         {"shots", Kind::Int, "10", "training images per class (the validation split is carved from them)", 1, 100000},
         {"seed", Kind::Int, "0", "seed of the sample", 0, 9.0e15},
+        optional({"shot_grid", Kind::FloatList, "",
+                  "several shot counts: one task each (overrides shots), named <name>-<shots>shot-s<seed>"}),
+        {"seeds", Kind::Int, "1", "samples per shot count, with seeds seed, seed + 1, ...", 1, 1000},
         {"val_fraction", Kind::Float, "0.2", "share of each class's shots held out to choose the lr", 0.0, 0.9},
         {"test_per_class", Kind::Int, "0", "test images per class; 0 = all of them", 0, 1000000},
         {"drop_small_classes", Kind::Bool, "false", "drop classes with fewer training images than shots (else an error)"},
@@ -91,7 +94,10 @@ const Field& root_schema() {
     };
     Field finetune{"finetune", Kind::Map, "", "ground truth: fine-tuning every (model, task) cell"};
     finetune.fields = {
-        {"epochs", Kind::Int, "20", "epochs over the task's training images", 1, 10000},
+        {"epochs", Kind::Int, "20", "epochs over the task's training images (at least)", 1, 10000},
+        {"min_steps", Kind::Int, "0",
+         "floor on the optimisation steps of one fine-tune (few-shot sets have a handful of batches per epoch): "
+         "epochs rise until epochs x batches >= min_steps; 0 = epochs alone", 0, 10000000},
         {"batch_size", Kind::Int, "32", "", 1, 4096},
         {"lrs", Kind::FloatList, "[0.01, 0.005, 0.001]", "learning-rate grid; the best on validation is the ground truth"},
         {"momentum", Kind::Float, "0.9", "Nesterov momentum", 0, 0.999},

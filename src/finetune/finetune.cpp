@@ -127,11 +127,12 @@ FinetuneRun finetune_one(Model& model, const ImageSet& set, const Task& task, co
   at::Tensor xva = images_tensor(set, task.val, ch), yva = labels_tensor(task.val_labels);
   at::Tensor xte = images_tensor(set, task.test, ch), yte = labels_tensor(task.test_labels);
   // The same seed for every lr: the grid differs in the lr alone.
+  const int epochs = finetune_epochs(cfg, xtr.size(0));
   std::unique_ptr<FineTunable> net = finetune_train(model, xtr, ytr, static_cast<int64_t>(task.classes()), cfg, lr,
-                                                    cfg.epochs, flips(cfg, set), seed, group);
+                                                    epochs, flips(cfg, set), seed, group);
   FinetuneRun r;
   r.lr = lr;
-  r.epochs = cfg.epochs;
+  r.epochs = epochs;
   r.train_acc = accuracy(*net, xtr, ytr, group);
   r.val_acc = xva.size(0) ? accuracy(*net, xva, yva, group) : r.train_acc;
   r.test_acc = accuracy(*net, xte, yte, group);

@@ -103,7 +103,7 @@ Plan make_plan(const Config& c, std::vector<PlanModel> models, std::vector<PlanT
         const double f = forward_flops(p.models[m]);
         p.units.push_back({"finetune/" + p.models[m].name + "/" + task.name + "/" + lr_text(p.lrs[k]), UnitKind::Finetune,
                            static_cast<int>(m), static_cast<int>(t), static_cast<int>(k), {},
-                           f * (3.0 * c.finetune.epochs * static_cast<double>(task.train) +
+                           f * (3.0 * finetune_epochs(c.finetune, static_cast<int64_t>(task.train)) * static_cast<double>(task.train) +
                                 static_cast<double>(task.train + task.val + task.test))});
       }
   // From multiply-adds to rough seconds at ~2 GFLOP/s per rank: only ratios matter.
@@ -118,7 +118,8 @@ std::string Plan::to_json() const {
                            {"in_channels", m.in_channels}, {"input_size", m.input_size}, {"kind", m.kind}});
   for (const auto& t : tasks)
     j["tasks"].push_back({{"name", t.name}, {"shot", t.shot}, {"seed", t.seed}, {"train", t.train}, {"val", t.val},
-                          {"test", t.test}, {"scored", t.scored}, {"classes", t.classes}});
+                          {"test", t.test}, {"scored", t.scored}, {"classes", t.classes},
+                          {"group", t.group.empty() ? t.name : t.group}});
   j["lrs"] = lrs;
   j["selectors"] = selectors;
   j["probe_model"] = probe_model;
@@ -137,7 +138,7 @@ Plan Plan::from_json(const std::string& text, const std::string& where) {
                           m.at("input_size"), m.at("kind")});
     for (const auto& t : j.at("tasks"))
       p.tasks.push_back({t.at("name"), t.at("shot"), t.at("seed"), t.at("train"), t.at("val"), t.at("test"),
-                         t.at("scored"), t.at("classes")});
+                         t.at("scored"), t.at("classes"), t.value("group", t.at("name").get<std::string>())});
     p.lrs = j.at("lrs").get<std::vector<double>>();
     p.selectors = j.at("selectors").get<std::vector<std::string>>();
     p.probe_model = j.at("probe_model");

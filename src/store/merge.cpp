@@ -78,7 +78,7 @@ fs::path merge(const fs::path& exp_dir) {
   std::set<std::string> runs;
   {
     h5::File first = shard(0);
-    f.set_attr("schema_version", int64_t{2});
+    f.set_attr("schema_version", int64_t{3});
     f.set_attr("zoobench_version", ZOOBENCH_VERSION);
     f.set_attr("git_sha", ZOOBENCH_GIT_SHA);
     f.set_attr("created_utc", utc_now());
@@ -107,6 +107,21 @@ fs::path merge(const fs::path& exp_dir) {
                                  {"host", T::String, ""}, {"run_id", T::String, ""}, {"started_utc", T::String, ""},
                                  {"start", T::Float64, "seconds since the epoch when the unit started"},
                                  {"seconds", T::Float64, "wall time of the unit"}});
+    // What the reducer needs of the plan: each model's kind, each task's sizes.
+    h5::Table models(f, "models", {{"name", T::String, "zoo entry"},
+                                   {"kind", T::String, "expert | multi_domain | generic | external"},
+                                   {"arch", T::String, ""}});
+    for (const auto& m : plan.models) models.append({m.name, m.kind, m.arch});
+    h5::Table task_table(f, "tasks", {{"name", T::String, "task name"},
+                                      {"group", T::String, "the target the task samples (its shots and seeds vary)"},
+                                      {"shot", T::Int64, ""}, {"seed", T::Int64, ""}, {"classes", T::Int64, ""},
+                                      {"train", T::Int64, "training images"}, {"val", T::Int64, "validation images (from the shots)"},
+                                      {"test", T::Int64, "test images"}, {"scored", T::Int64, "images the selectors read"}});
+    for (const auto& t : plan.tasks)
+      task_table.append({t.name, t.group.empty() ? t.name : t.group, t.shot, t.seed, static_cast<int64_t>(t.classes), static_cast<int64_t>(t.train),
+                         static_cast<int64_t>(t.val), static_cast<int64_t>(t.test), static_cast<int64_t>(t.scored)});
+    models.flush();
+    task_table.flush();
     for (size_t u = 0; u < plan.units.size(); ++u) {
       const Unit& unit = plan.units[u];
       h5::File s = shard(static_cast<int>(u));

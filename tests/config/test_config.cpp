@@ -94,3 +94,36 @@ TEST(Config, RepositoryConfigsAreValid) {
     EXPECT_FALSE(c.tasks.empty()) << name;
   }
 }
+
+// Few-shot sets have a handful of batches an epoch: min_steps sets the length in optimisation steps.
+TEST(Config, FinetuneEpochsReachTheStepFloor) {
+  FinetuneConfig f;
+  f.epochs = 20;
+  f.batch_size = 32;
+  EXPECT_EQ(finetune_epochs(f, 80), 20);  // no floor: epochs alone
+  f.min_steps = 300;
+  EXPECT_EQ(finetune_epochs(f, 80), 100);   // 3 batches an epoch (32, 32, 16)
+  EXPECT_EQ(finetune_epochs(f, 65), 150);   // 2 batches: the ragged batch of one is skipped
+  EXPECT_EQ(finetune_epochs(f, 10), 300);   // one batch
+  EXPECT_EQ(finetune_epochs(f, 32000), 20); // the epochs already give more steps
+}
+
+// One entry, several samples of a target: shot_grid x seeds, each its own task of the entry's group.
+TEST(Config, TasksExpandOverShotsAndSeeds) {
+  Config c = parse_config(
+      "name: mini\n"
+      "tasks:\n"
+      "  - {dataset: optdigits, shot_grid: [5, 20], seeds: 2, seed: 7}\n"
+      "  - {dataset: opencv-digits, shots: 3}\n",
+      "mini.yaml");
+  ASSERT_EQ(c.tasks.size(), 5u);
+  std::vector<std::string> names;
+  for (const auto& t : c.tasks) names.push_back(t.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"optdigits-5shot-s7", "optdigits-5shot-s8", "optdigits-20shot-s7",
+                                             "optdigits-20shot-s8", "opencv-digits"}));
+  EXPECT_EQ(c.tasks[2].shots, 20);
+  EXPECT_EQ(c.tasks[3].seed, 8u);
+  EXPECT_EQ(c.tasks[3].group, "optdigits");
+  EXPECT_EQ(c.tasks[4].group, "opencv-digits");
+  EXPECT_THROW(parse_config("name: m\ntasks:\n  - {dataset: optdigits, shot_grid: [2.5]}\n", "m.yaml"), ConfigError);
+}

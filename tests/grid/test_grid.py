@@ -146,7 +146,7 @@ class Grid(unittest.TestCase):
         self.assertEqual(len(units["unit"]), 12)
         self.assertEqual(len(set(units["unit"])), 12)
         self.assertIn("finetune/generic/opencv-digits/0.03", set(units["unit"]))
-        self.assertEqual(f.attrs["schema_version"], 2)
+        self.assertEqual(f.attrs["schema_version"], 3)
         self.assertIn("tasks:", f.attrs["config_yaml"])
         shards = glob.glob(os.path.join(os.path.dirname(self.runs[2][1]), "shards", "*", "*.h5"))
         self.assertEqual(len(shards), 12)
@@ -209,7 +209,14 @@ class KillNine(unittest.TestCase):
                 if fresh():
                     in_write += 1
             else:
-                time.sleep(rng.uniform(0.3, 0.95) * wall)
+                # After this run's first finished unit, at a random moment within
+                # about one unit's time: progress is made and the grid is not done.
+                before = len(glob.glob(os.path.join(shards, "*", "*.h5")))
+                deadline = time.time() + 120
+                while time.time() < deadline and proc.poll() is None and \
+                        len(glob.glob(os.path.join(shards, "*", "*.h5"))) == before:
+                    time.sleep(0.02)
+                time.sleep(rng.uniform(0.0, 1.0) * wall / 12)
             kill_all(proc)
             log.close()
             # Whatever is on disk is complete: every shard opens and carries its seconds.
@@ -219,7 +226,10 @@ class KillNine(unittest.TestCase):
                     self.assertIn("seconds", fh.attrs, path)
             done_counts.append(len(finished))
         self.assertGreaterEqual(in_write, 2, "at least two kills inside a shard write")
-        logs = "".join(open(os.path.join(tmp, f"trial{k}.log")).read()[-600:] for k in range(6))
+        logs = ""
+        for k in range(6):
+            with open(os.path.join(tmp, f"trial{k}.log")) as fh:
+                logs += fh.read()[-600:]
         self.assertTrue(any(0 < d < 12 for d in done_counts), f"kills left partial progress: {done_counts}\n{logs}")
         final = run(2, config, zoo, res)
         self.assertEqual(final.returncode, 0, final.stderr)

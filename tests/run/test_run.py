@@ -70,6 +70,27 @@ class TinyRun(unittest.TestCase):
             self.assertEqual(f["features/generic/optdigits-3way/labels"].shape, (30,))
             self.assertEqual(len(table(f["tables/spearman"])["rho"]), 2 * 4)
 
+    def test_reduce_the_real_experiment(self):
+        """`zoobench reduce` on the run's experiment folder: merged again, tables in results.h5 and as CSV."""
+        self.assertEqual(self.first.returncode, 0, self.first.stderr)
+        exp = os.path.join(self.results, "tiny")
+        r = run("reduce", exp, "--print", "--resamples", "200")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("10-shot, mean over tasks and seeds", r.stdout)
+        with h5py.File(os.path.join(exp, "results.h5"), "r") as f:
+            self.assertEqual(f.attrs["schema_version"], 3)
+            self.assertEqual(sorted(table(f["models"])["kind"]), ["expert", "generic"])
+            corr = table(f["tables/correlations"])
+            self.assertEqual(len(corr["spearman"]), 2 * 4)  # 2 tasks x 4 selectors
+            # With two models every defined Spearman is +1 or -1, and Kendall agrees with it.
+            for rho, tau in zip(corr["spearman"], corr["kendall"]):
+                if np.isfinite(rho):
+                    self.assertAlmostEqual(abs(rho), 1.0)
+                    self.assertAlmostEqual(rho, tau)
+            self.assertEqual(len(table(f["tables/ground_truth_checks"])["task"]), 2)
+        for name in ("correlations", "summary", "zoo_gain", "costs", "ground_truth_checks"):
+            self.assertTrue(os.path.exists(os.path.join(exp, "tables", name + ".csv")), name)
+
     def test_fine_tuning_beats_chance_on_every_target(self):
         with h5py.File(os.path.join(self.results, "tiny", "results.h5"), "r") as f:
             gt = table(f["ground_truth"])

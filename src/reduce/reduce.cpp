@@ -1,0 +1,355 @@
+// results.h5 -> the tables that answer "which selector predicts fine-tuning
+// best, at which cost, and how much does a zoo gain over one generic model?"
+// Measuring (metrics.cpp) is kept apart from reporting (this file).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+
+#include "zoobench/error.h"
+#include "zoobench/h5.h"
+#include "zoobench/io.h"
+#include "zoobench/reduce.h"
+#include "zoobench/store.h"
+
+namespace zoobench {
+namespace {
+namespace fs = std::filesystem;
+using T = h5::Table::Type;
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+struct Columns {  // one table of results.h5, column by column
+  const h5::Group group;
+  const std::string where;
+  std::vector<std::string> text(const std::string& c) const { return at(c).read_strings(); }
+  std::vector<double> num(const std::string& c) const { return at(c).read<double>(); }
+  h5::Dataset at(const std::string& c) const {
+    if (!group.has(c)) throw DataError(where + ": no column '" + c + "'");
+    return group.dataset(c);
+  }
+};
+Columns table(const h5::File& f, const std::string& name) {
+  const std::string where = f.filename().string() + ": /" + name;
+  if (!f.has(name)) throw DataError(where + " is missing (results written by zoobench run, schema_version >= 3)");
+  return {f.open_group(name), where};
+}
+
+struct Task {  // one (task, shot, seed) of the plan
+  std::string name, group;
+  int64_t shot = 0, seed = 0, test = 0;
+  std::vector<std::string> models;
+  std::vector<double> acc;
+  double generic_acc = kNaN;
+};
+
+struct Row {  // one (task, selector): the correlations table's row
+  const Task* task;
+  std::string selector;
+  double spearman, kendall, weighted_tau, pearson;
+  Selection sel;
+};
+
+std::string fmt(double v, const char* f = "%.4f") {
+  if (std::isnan(v)) return "nan";
+  char b[64];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+
+// A CSV and a Markdown copy of one table, each written whole or not at all.
+void write_text(const fs::path& path, const std::string& text) {
+  AtomicPath atomic(path);
+  {
+    std::ofstream out(atomic.tmp());
+    out << text;
+    if (!out.flush()) throw IoError("cannot write " + atomic.tmp().string());
+  }
+  atomic.commit();
+}
+// RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled.
+std::string csv_field(const std::string& v) {
+  if (v.find_first_of(",\"\n") == std::string::npos) return v;
+  std::string q = "\"";
+  for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+void write_copies(const fs::path& dir, const std::string& name, const std::vector<std::string>& header,
+                  const std::vector<std::vector<std::string>>& rows) {
+  std::string csv, md = "|";
+  for (size_t i = 0; i < header.size(); ++i) csv += (i ? "," : "") + csv_field(header[i]), md += " " + header[i] + " |";
+  csv += "\n";
+  md += "\n|";
+  for (size_t i = 0; i < header.size(); ++i) md += i ? "---:|" : "---|";
+  md += "\n";
+  for (const auto& r : rows) {
+    md += "|";
+    for (size_t i = 0; i < r.size(); ++i) csv += (i ? "," : "") + csv_field(r[i]), md += " " + r[i] + " |";
+    csv += "\n";
+    md += "\n";
+  }
+  write_text(dir / (name + ".csv"), csv);
+  write_text(dir / (name + ".md"), md);
+}
+
+// The same table into results.h5's /tables/<name>, replacing an older one.
+void write_h5(h5::File& f, const std::string& name, const std::vector<std::string>& header,
+              const std::vector<std::vector<std::string>>& rows, const std::set<std::string>& text_columns) {
+  h5::Group tables = f.has("tables") ? f.open_group("tables") : f.create_group("tables");
+  if (tables.has(name)) h5::check(H5Ldelete(tables.id(), name.c_str(), H5P_DEFAULT), "replace /tables/" + name);
+  std::vector<h5::Table::Column> cols;
+  for (const auto& h : header) cols.push_back({h, text_columns.count(h) ? T::String : T::Float64, ""});
+  h5::Table t(tables, name, cols);
+  for (const auto& r : rows) {
+    std::vector<h5::Table::Cell> cells;
+    for (size_t i = 0; i < r.size(); ++i)
+      if (text_columns.count(header[i])) cells.emplace_back(r[i]);
+      else cells.emplace_back(r[i] == "nan" ? kNaN : std::stod(r[i]));
+    t.append(std::move(cells));
+  }
+  t.flush();
+}
+
+std::vector<Task> read_tasks(const h5::File& f, std::map<std::string, size_t>& index) {
+  Columns tt = table(f, "tasks"), mt = table(f, "models"), gt = table(f, "ground_truth");
+  std::map<std::string, std::string> kind;
+  auto mname = mt.text("name"), mkind = mt.text("kind");
+  for (size_t i = 0; i < mname.size(); ++i) kind[mname[i]] = mkind[i];
+  std::vector<Task> tasks;
+  auto name = tt.text("name"), group = tt.text("group");
+  auto shot = tt.num("shot"), seed = tt.num("seed"), test = tt.num("test");
+  for (size_t i = 0; i < name.size(); ++i) {
+    index[name[i]] = tasks.size();
+    tasks.push_back({name[i], group[i], int64_t(shot[i]), int64_t(seed[i]), int64_t(test[i]), {}, {}, kNaN});
+  }
+  auto g_model = gt.text("model"), g_task = gt.text("task");
+  auto g_acc = gt.num("test_acc");
+  for (size_t i = 0; i < g_model.size(); ++i) {
+    auto it = index.find(g_task[i]);
+    if (it == index.end()) throw DataError(gt.where + ": task '" + g_task[i] + "' is not in /tasks");
+    Task& t = tasks[it->second];
+    t.models.push_back(g_model[i]);
+    t.acc.push_back(g_acc[i]);
+    if (kind[g_model[i]] == "generic" && std::isnan(t.generic_acc)) t.generic_acc = g_acc[i];
+  }
+  return tasks;
+}
+}  // namespace
+
+std::vector<std::string> reduce(const fs::path& target, const ReduceOptions& opt) {
+  fs::path results = target;
+  if (fs::is_directory(target)) {
+    results = fs::exists(target / "plan.json") ? store::merge(target) : target / "results.h5";
+    if (!fs::exists(results)) throw DataError(target.string() + ": no plan.json and no results.h5 (not an experiment folder)");
+  }
+  const fs::path out_dir = results.parent_path() / "tables";
+  h5::File f = h5::File::open(results);  // read first: bad input leaves nothing written
+
+  std::map<std::string, size_t> index;
+  std::vector<Task> tasks = read_tasks(f, index);
+  Columns st = table(f, "scores"), ft = table(f, "finetune");
+  auto s_model = st.text("model"), s_task = st.text("task"), s_sel = st.text("selector");
+  auto s_val = st.num("value"), s_sec = st.num("seconds");
+  std::vector<std::string> selectors;
+  std::map<std::pair<std::string, std::string>, std::map<std::string, double>> score;  // (task, sel) -> model -> value
+  std::map<std::string, std::pair<double, double>> seconds;                           // sel -> (sum, count)
+  for (size_t i = 0; i < s_val.size(); ++i) {
+    if (std::find(selectors.begin(), selectors.end(), s_sel[i]) == selectors.end()) selectors.push_back(s_sel[i]);
+    score[{s_task[i], s_sel[i]}][s_model[i]] = s_val[i];
+    seconds[s_sel[i]].first += s_sec[i];
+    seconds[s_sel[i]].second += 1;
+  }
+
+  // ---- correlations: one row per (task, selector) ----
+  std::vector<Row> rows;
+  for (const Task& t : tasks)
+    for (const auto& sel : selectors) {
+      const auto& by_model = score[{t.name, sel}];
+      std::vector<double> v, acc;
+      for (size_t m = 0; m < t.models.size(); ++m) {
+        auto it = by_model.find(t.models[m]);
+        if (it == by_model.end()) continue;
+        v.push_back(it->second);
+        acc.push_back(t.acc[m]);
+      }
+      rows.push_back({&t, sel, spearman(v, acc), kendall_tau_b(v, acc), weighted_tau(v, acc), pearson(v, acc),
+                      selection(v, acc, t.generic_acc)});
+    }
+  const std::vector<std::string> corr_header = {"task", "shot", "seed", "selector", "spearman", "kendall", "weighted_tau",
+                                                "pearson", "selections_to_best", "top1_gain", "top3_gain",
+                                                "regret_at_1", "regret_at_3", "relative_top1"};
+  std::vector<std::vector<std::string>> corr_rows;
+  for (const Row& r : rows)
+    corr_rows.push_back({r.task->name, std::to_string(r.task->shot), std::to_string(r.task->seed), r.selector,
+                         fmt(r.spearman, "%.6f"), fmt(r.kendall, "%.6f"), fmt(r.weighted_tau, "%.6f"),
+                         fmt(r.pearson, "%.6f"), fmt(r.sel.selections_to_best, "%.6f"), fmt(r.sel.top1_gain, "%.6f"),
+                         fmt(r.sel.top3_gain, "%.6f"), fmt(r.sel.regret_at_1, "%.6f"), fmt(r.sel.regret_at_3, "%.6f"),
+                         fmt(r.sel.relative_top1, "%.6f")});
+
+  // ---- summary: per (shot, selector), mean over tasks and seeds with bootstrap CIs ----
+  using Pick = double (*)(const Row&);
+  const std::vector<std::pair<std::string, Pick>> measures = {
+      {"spearman", [](const Row& r) { return r.spearman; }},
+      {"kendall", [](const Row& r) { return r.kendall; }},
+      {"weighted_tau", [](const Row& r) { return r.weighted_tau; }},
+      {"pearson", [](const Row& r) { return r.pearson; }},
+      {"selections_to_best", [](const Row& r) { return r.sel.selections_to_best; }},
+      {"top1_gain", [](const Row& r) { return r.sel.top1_gain; }},
+      {"top3_gain", [](const Row& r) { return r.sel.top3_gain; }},
+      {"regret_at_1", [](const Row& r) { return r.sel.regret_at_1; }},
+      {"regret_at_3", [](const Row& r) { return r.sel.regret_at_3; }},
+      {"relative_top1", [](const Row& r) { return r.sel.relative_top1; }}};
+  std::set<int64_t> shots;
+  for (const Task& t : tasks) shots.insert(t.shot);
+  std::vector<std::string> sum_header = {"shot", "selector", "tasks", "cells"};
+  for (const auto& [m, pick] : measures) sum_header.insert(sum_header.end(), {m, m + "_lo", m + "_hi"});
+  std::vector<std::vector<std::string>> sum_rows;
+  for (int64_t shot : shots)
+    for (const auto& sel : selectors) {
+      std::vector<std::string> row = {std::to_string(shot), sel};
+      std::map<std::string, std::vector<const Row*>> by_group;
+      for (const Row& r : rows)
+        if (r.task->shot == shot && r.selector == sel) by_group[r.task->group].push_back(&r);
+      row.push_back(std::to_string(by_group.size()));
+      size_t cells = 0;
+      for (const auto& [g, rs] : by_group) cells += rs.size();
+      row.push_back(std::to_string(cells));
+      for (const auto& [m, pick] : measures) {
+        std::vector<std::vector<double>> groups;
+        for (const auto& [g, rs] : by_group) {
+          groups.emplace_back();
+          for (const Row* r : rs) groups.back().push_back(pick(*r));
+        }
+        Interval ci = bootstrap_mean(groups, opt.resamples, opt.seed);
+        row.insert(row.end(), {fmt(ci.mean, "%.6f"), fmt(ci.lo, "%.6f"), fmt(ci.hi, "%.6f")});
+      }
+      sum_rows.push_back(std::move(row));
+    }
+
+  // ---- the zoo against one generic model, per task and per shot ----
+  std::vector<std::vector<std::string>> zoo_rows;
+  for (const Task& t : tasks) {
+    if (t.acc.empty()) continue;
+    const size_t best = static_cast<size_t>(std::max_element(t.acc.begin(), t.acc.end()) - t.acc.begin());
+    zoo_rows.push_back({t.name, std::to_string(t.shot), std::to_string(t.seed), t.models[best], fmt(t.acc[best], "%.6f"),
+                        fmt(t.generic_acc, "%.6f"), fmt(t.acc[best] - t.generic_acc, "%.6f")});
+  }
+  std::vector<std::vector<std::string>> zoo_shot_rows;
+  for (int64_t shot : shots) {
+    std::map<std::string, std::vector<double>> by_group;
+    for (const Task& t : tasks)
+      if (t.shot == shot && !t.acc.empty())
+        by_group[t.group].push_back(*std::max_element(t.acc.begin(), t.acc.end()) - t.generic_acc);
+    std::vector<std::vector<double>> groups;
+    for (auto& [g, v] : by_group) groups.push_back(v);
+    Interval ci = bootstrap_mean(groups, opt.resamples, opt.seed);
+    zoo_shot_rows.push_back({std::to_string(shot), std::to_string(groups.size()), fmt(ci.mean, "%.6f"),
+                             fmt(ci.lo, "%.6f"), fmt(ci.hi, "%.6f")});
+  }
+
+  // ---- ground-truth checks and costs from the fine-tune grid ----
+  auto f_model = ft.text("model"), f_task = ft.text("task");
+  auto f_lr = ft.num("lr"), f_train = ft.num("train_acc"), f_val = ft.num("val_acc"), f_chosen = ft.num("chosen"),
+       f_sec = ft.num("seconds");
+  std::vector<std::string> warnings;
+  std::vector<std::vector<std::string>> gt_rows;
+  double finetune_seconds = 0, finetune_runs = 0;
+  for (double s : f_sec) finetune_seconds += s, finetune_runs += 1;
+  double brute_force = 0;
+  for (const Task& t : tasks) {
+    std::set<double> lrs;
+    std::map<double, std::pair<double, double>> val_by_lr;  // lr -> (sum, count)
+    std::vector<double> chosen_train, chosen_lr;
+    double task_seconds = 0, chosen_test = 0;
+    for (size_t i = 0; i < f_lr.size(); ++i) {
+      if (f_task[i] != t.name) continue;
+      lrs.insert(f_lr[i]);
+      val_by_lr[f_lr[i]].first += f_val[i];
+      val_by_lr[f_lr[i]].second += 1;
+      task_seconds += f_sec[i];
+      if (f_chosen[i] > 0) chosen_train.push_back(f_train[i]), chosen_lr.push_back(f_lr[i]);
+    }
+    brute_force += task_seconds / static_cast<double>(tasks.size());
+    for (double a : t.acc) chosen_test += a / static_cast<double>(std::max<size_t>(1, t.acc.size()));
+    if (lrs.empty()) continue;
+    auto mean_val = [&](double lr) { return val_by_lr[lr].first / val_by_lr[lr].second; };
+    const double lo = *lrs.begin(), hi = *lrs.rbegin();
+    double at_edge = 0;
+    for (double lr : chosen_lr) at_edge += lrs.size() > 1 && (lr == lo || lr == hi);
+    const double edge_share = chosen_lr.empty() ? kNaN : at_edge / static_cast<double>(chosen_lr.size());
+    const double rise_hi = lrs.size() > 1 ? mean_val(hi) - mean_val(*std::next(lrs.rbegin())) : kNaN;
+    const double rise_lo = lrs.size() > 1 ? mean_val(lo) - mean_val(*std::next(lrs.begin())) : kNaN;
+    std::sort(chosen_train.begin(), chosen_train.end());
+    const size_t k = chosen_train.size();
+    const double median_train = k == 0 ? kNaN : k % 2 ? chosen_train[k / 2] : (chosen_train[k / 2 - 1] + chosen_train[k / 2]) / 2;
+    const double se = t.test > 0 ? std::sqrt(chosen_test * (1 - chosen_test) / static_cast<double>(t.test)) : kNaN;
+    gt_rows.push_back({t.name, std::to_string(t.shot), std::to_string(t.seed), fmt(edge_share, "%.6f"),
+                       fmt(rise_hi, "%.6f"), fmt(rise_lo, "%.6f"), fmt(median_train, "%.6f"), std::to_string(t.test),
+                       fmt(se, "%.6f")});
+    if (median_train < 0.95)
+      warnings.push_back("task '" + t.name + "': the chosen fine-tunes reach a median training accuracy of " +
+                         fmt(median_train, "%.2f") + " (< 0.95): the ground truth is not a converged fine-tune");
+    if (edge_share > 0.2 && std::max(std::isnan(rise_hi) ? 0 : rise_hi, std::isnan(rise_lo) ? 0 : rise_lo) > 0.01)
+      warnings.push_back("task '" + t.name + "': " + fmt(100 * edge_share, "%.0f") +
+                         " % of cells choose an edge of the lr grid while the mean validation accuracy still rises there (" +
+                         fmt(100 * std::max(rise_hi, rise_lo), "%.1f") + " points): widen the grid");
+    if (se > 0.02)
+      warnings.push_back("task '" + t.name + "': " + std::to_string(t.test) + " test images give a binomial standard error of " +
+                         fmt(100 * se, "%.1f") + " points per cell (> 2)");
+  }
+  const double one_finetune = finetune_runs > 0 ? finetune_seconds / finetune_runs : kNaN;
+  std::vector<std::vector<std::string>> cost_rows;
+  for (const auto& sel : selectors) {
+    const double mean = seconds[sel].first / seconds[sel].second;
+    cost_rows.push_back({sel, fmt(mean, "%.6f"), fmt(mean / one_finetune, "%.6f")});
+  }
+  cost_rows.push_back({"finetune (one lr)", fmt(one_finetune, "%.6f"), "1.000000"});
+  cost_rows.push_back({"brute force: the zoo x the lr grid, per task", fmt(brute_force, "%.6f"), fmt(brute_force / one_finetune, "%.6f")});
+
+  f.close();
+  // ---- write: results.h5 /tables/* in a copy that replaces it when complete, then the CSV and Markdown copies ----
+  fs::create_directories(out_dir);
+  AtomicPath atomic(results);
+  fs::copy_file(results, atomic.tmp(), fs::copy_options::overwrite_existing);
+  h5::File out = h5::File::open(atomic.tmp(), h5::Mode::ReadWrite);
+  out.set_attr("reduced_utc", utc_now());
+  const std::vector<std::string> gt_header = {"task", "shot", "seed", "edge_share", "rise_at_top_lr", "rise_at_bottom_lr",
+                                              "median_train_acc", "test_images", "binomial_se"};
+  const std::vector<std::string> zoo_header = {"task", "shot", "seed", "best_model", "best_acc", "generic_acc", "gain"};
+  const std::vector<std::string> zoo_shot_header = {"shot", "tasks", "gain", "gain_lo", "gain_hi"};
+  const std::vector<std::string> cost_header = {"selector", "seconds_per_cell", "relative_to_one_finetune"};
+  write_h5(out, "correlations", corr_header, corr_rows, {"task", "selector"});
+  write_h5(out, "summary", sum_header, sum_rows, {"selector"});
+  write_h5(out, "zoo_gain", zoo_header, zoo_rows, {"task", "best_model"});
+  write_h5(out, "zoo_gain_by_shot", zoo_shot_header, zoo_shot_rows, {});
+  write_h5(out, "costs", cost_header, cost_rows, {"selector"});
+  write_h5(out, "ground_truth_checks", gt_header, gt_rows, {"task"});
+  out.close();
+  atomic.commit();
+  write_copies(out_dir, "correlations", corr_header, corr_rows);
+  write_copies(out_dir, "summary", sum_header, sum_rows);
+  write_copies(out_dir, "zoo_gain", zoo_header, zoo_rows);
+  write_copies(out_dir, "zoo_gain_by_shot", zoo_shot_header, zoo_shot_rows);
+  write_copies(out_dir, "costs", cost_header, cost_rows);
+  write_copies(out_dir, "ground_truth_checks", gt_header, gt_rows);
+
+  for (const auto& w : warnings) std::cerr << "zoobench: warning: " << w << "\n";
+  if (opt.print) {
+    for (int64_t shot : shots) {
+      std::printf("%lld-shot, mean over tasks and seeds [95 %% bootstrap CI]\n", static_cast<long long>(shot));
+      std::printf("%-18s %-26s %-26s %-26s %-26s\n", "selector", "spearman", "kendall", "selections_to_best", "top1_gain");
+      for (const auto& r : sum_rows) {
+        if (r[0] != std::to_string(shot)) continue;
+        auto cell = [&](size_t i) { return r[i] + " [" + r[i + 1] + ", " + r[i + 2] + "]"; };
+        std::printf("%-18s %-26s %-26s %-26s %-26s\n", r[1].c_str(), cell(4).c_str(), cell(7).c_str(), cell(16).c_str(),
+                    cell(19).c_str());
+      }
+    }
+    std::printf("tables: %s\n", out_dir.string().c_str());
+  }
+  return warnings;
+}
+
+}  // namespace zoobench
