@@ -337,15 +337,18 @@ std::vector<std::string> reduce(const fs::path& target, const ReduceOptions& opt
 
   for (const auto& w : warnings) std::cerr << "zoobench: warning: " << w << "\n";
   if (opt.print) {
+    // Three decimals for the eye; the CSV keeps six.
+    auto cell = [](const std::vector<std::string>& r, size_t i) {
+      auto v = [&](size_t k) { return r[k] == "nan" ? std::string("nan") : fmt(std::stod(r[k]), "%.3f"); };
+      return v(i) + " [" + v(i + 1) + ", " + v(i + 2) + "]";
+    };
     for (int64_t shot : shots) {
-      std::printf("%lld-shot, mean over tasks and seeds [95 %% bootstrap CI]\n", static_cast<long long>(shot));
-      std::printf("%-18s %-26s %-26s %-26s %-26s\n", "selector", "spearman", "kendall", "selections_to_best", "top1_gain");
-      for (const auto& r : sum_rows) {
-        if (r[0] != std::to_string(shot)) continue;
-        auto cell = [&](size_t i) { return r[i] + " [" + r[i + 1] + ", " + r[i + 2] + "]"; };
-        std::printf("%-18s %-26s %-26s %-26s %-26s\n", r[1].c_str(), cell(4).c_str(), cell(7).c_str(), cell(16).c_str(),
-                    cell(19).c_str());
-      }
+      std::printf("%lld-shot: mean over tasks and seeds [95 %% bootstrap interval]\n", static_cast<long long>(shot));
+      std::printf("%-18s %-22s %-22s %-22s %s\n", "selector", "spearman", "kendall", "selections_to_best", "top1_gain");
+      for (const auto& r : sum_rows)
+        if (r[0] == std::to_string(shot))
+          std::printf("%-18s %-22s %-22s %-22s %s\n", r[1].c_str(), cell(r, 4).c_str(), cell(r, 7).c_str(),
+                      cell(r, 16).c_str(), cell(r, 19).c_str());
     }
     std::printf("tables: %s\n", out_dir.string().c_str());
   }

@@ -168,7 +168,7 @@ class Reduce(unittest.TestCase):
         self.assertAlmostEqual(num(checks["A-5shot-s0"]["binomial_se"]), math.sqrt(acc * (1 - acc) / 120), delta=1e-6)
         self.assertIn("task 'B-10shot-s1': the chosen fine-tunes reach a median training accuracy of 0.50", self.reduced.stderr)
         self.assertIn("task 'A-5shot-s0': 100 % of cells choose an edge of the lr grid", self.reduced.stderr)
-        self.assertIn("5-shot, mean over tasks and seeds", self.reduced.stdout)
+        self.assertIn("5-shot: mean over tasks and seeds", self.reduced.stdout)
         for name in ("correlations", "summary", "zoo_gain", "zoo_gain_by_shot", "costs", "ground_truth_checks"):
             self.assertTrue(os.path.getsize(os.path.join(self.tmp, "tables", name + ".md")) > 50, name)
 

@@ -76,7 +76,7 @@ class TinyRun(unittest.TestCase):
         exp = os.path.join(self.results, "tiny")
         r = run("reduce", exp, "--print", "--resamples", "200")
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("10-shot, mean over tasks and seeds", r.stdout)
+        self.assertIn("10-shot: mean over tasks and seeds", r.stdout)
         with h5py.File(os.path.join(exp, "results.h5"), "r") as f:
             self.assertEqual(f.attrs["schema_version"], 3)
             self.assertEqual(sorted(table(f["models"])["kind"]), ["expert", "generic"])
