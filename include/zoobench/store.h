@@ -84,7 +84,10 @@ void write_context(h5::File& f, const RunContext& ctx);
 
 // Merges every shard of a complete experiment into results/<exp>/results.h5
 // (atomic; running it twice gives the same tables). Error naming the first
-// missing unit when the experiment is incomplete.
-fs::path merge(const fs::path& exp_dir);
+// missing unit when the experiment is incomplete, unless `partial`: then the
+// cells that are done are merged (a cell needs its score unit and every lr
+// of its fine-tune; NCTI's min-max spans the task's merged models only) and
+// /tasks counts each task's missing cells.
+fs::path merge(const fs::path& exp_dir, bool partial = false);
 
 }  // namespace zoobench::store

@@ -141,7 +141,8 @@ std::vector<Task> read_tasks(const h5::File& f, std::map<std::string, size_t>& i
 std::vector<std::string> reduce(const fs::path& target, const ReduceOptions& opt) {
   fs::path results = target;
   if (fs::is_directory(target)) {
-    results = fs::exists(target / "plan.json") ? store::merge(target) : target / "results.h5";
+    // An unfinished run is reduced as far as it is done.
+    results = fs::exists(target / "plan.json") ? store::merge(target, /*partial=*/true) : target / "results.h5";
     if (!fs::exists(results)) throw DataError(target.string() + ": no plan.json and no results.h5 (not an experiment folder)");
   }
   const fs::path out_dir = results.parent_path() / "tables";
@@ -149,6 +150,16 @@ std::vector<std::string> reduce(const fs::path& target, const ReduceOptions& opt
 
   std::map<std::string, size_t> index;
   std::vector<Task> tasks = read_tasks(f, index);
+  std::vector<std::string> notes;
+  if (f.open_group("tasks").has("missing_cells")) {
+    auto names = f.open_group("tasks").dataset("name").read_strings();
+    auto missing = f.open_group("tasks").dataset("missing_cells").read<int64_t>();
+    for (size_t i = 0; i < names.size(); ++i)
+      if (missing[i] > 0)
+        notes.push_back("task '" + names[i] + "': " + std::to_string(missing[i]) + " of " +
+                        std::to_string(missing[i] + static_cast<int64_t>(tasks[index.at(names[i])].models.size())) +
+                        " cells are not done yet; reduced the " + std::to_string(tasks[index.at(names[i])].models.size()) + " that are");
+  }
   Columns st = table(f, "scores"), ft = table(f, "finetune");
   auto s_model = st.text("model"), s_task = st.text("task"), s_sel = st.text("selector");
   auto s_val = st.num("value"), s_sec = st.num("seconds");
@@ -335,6 +346,7 @@ std::vector<std::string> reduce(const fs::path& target, const ReduceOptions& opt
   write_copies(out_dir, "costs", cost_header, cost_rows);
   write_copies(out_dir, "ground_truth_checks", gt_header, gt_rows);
 
+  for (const auto& n : notes) std::cerr << "zoobench: note: " << n << "\n";
   for (const auto& w : warnings) std::cerr << "zoobench: warning: " << w << "\n";
   if (opt.print) {
     // Three decimals for the eye; the CSV keeps six.

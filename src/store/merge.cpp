@@ -52,7 +52,7 @@ std::vector<Col> plus_provenance(std::vector<Col> cols) {
 }
 }  // namespace
 
-fs::path merge(const fs::path& exp_dir) {
+fs::path merge(const fs::path& exp_dir, bool partial) {
   const Plan plan = Plan::from_json(read_file(exp_dir / "plan.json"), (exp_dir / "plan.json").string());
   const std::string config_yaml = read_file(exp_dir / "config.yaml");
   auto shard = [&](int unit) {
@@ -66,6 +66,12 @@ fs::path merge(const fs::path& exp_dir) {
     if (u < 0) throw DataError(exp_dir.string() + "/plan.json: no unit '" + id + "'");
     return u;
   };
+  // Whether a unit is on disk; a complete merge requires them all (shard() says which is missing).
+  auto done = [&](int unit) { return !partial || fs::exists(shard_path(exp_dir, plan.units.at(static_cast<size_t>(unit)))); };
+  int first_done = -1;
+  for (size_t u = 0; u < plan.units.size() && first_done < 0; ++u)
+    if (done(static_cast<int>(u))) first_done = static_cast<int>(u);
+  if (first_done < 0) throw DataError(exp_dir.string() + ": no unit is done yet");
   char lr_buf[32];
   auto lr_text = [&](double lr) {
     std::snprintf(lr_buf, sizeof lr_buf, "%g", lr);
@@ -77,7 +83,7 @@ fs::path merge(const fs::path& exp_dir) {
   h5::File f = h5::File::create(atomic.tmp());
   std::set<std::string> runs;
   {
-    h5::File first = shard(0);
+    h5::File first = shard(first_done);
     f.set_attr("schema_version", int64_t{3});
     f.set_attr("zoobench_version", ZOOBENCH_VERSION);
     f.set_attr("git_sha", ZOOBENCH_GIT_SHA);
@@ -116,14 +122,13 @@ fs::path merge(const fs::path& exp_dir) {
                                       {"group", T::String, "the target the task samples (its shots and seeds vary)"},
                                       {"shot", T::Int64, ""}, {"seed", T::Int64, ""}, {"classes", T::Int64, ""},
                                       {"train", T::Int64, "training images"}, {"val", T::Int64, "validation images (from the shots)"},
-                                      {"test", T::Int64, "test images"}, {"scored", T::Int64, "images the selectors read"}});
-    for (const auto& t : plan.tasks)
-      task_table.append({t.name, t.group.empty() ? t.name : t.group, t.shot, t.seed, static_cast<int64_t>(t.classes), static_cast<int64_t>(t.train),
-                         static_cast<int64_t>(t.val), static_cast<int64_t>(t.test), static_cast<int64_t>(t.scored)});
+                                      {"test", T::Int64, "test images"}, {"scored", T::Int64, "images the selectors read"},
+                                      {"missing_cells", T::Int64, "cells not done yet (0 once the run is complete)"}});
+    std::vector<int64_t> missing(plan.tasks.size(), 0);
     models.flush();
-    task_table.flush();
     for (size_t u = 0; u < plan.units.size(); ++u) {
       const Unit& unit = plan.units[u];
+      if (!done(static_cast<int>(u))) continue;
       h5::File s = shard(static_cast<int>(u));
       Who w = who_of(s);
       runs.insert(w.started_utc);
@@ -137,7 +142,7 @@ fs::path merge(const fs::path& exp_dir) {
     const std::vector<const Selector*> sels = selectors_from(plan.selectors);
     for (size_t t = 0; t < plan.tasks.size(); ++t) {
       const PlanTask& task = plan.tasks[t];
-      if (plan.probe_model >= 0) {
+      if (plan.probe_model >= 0 && done(unit_of("probe/" + task.name))) {
         h5::File s = shard(unit_of("probe/" + task.name));
         Who w = who_of(s);
         shared.append({std::string("probe_features"), s.attr_string("probe_model"), task.name, w.seconds, w.rank,
@@ -150,7 +155,15 @@ fs::path merge(const fs::path& exp_dir) {
       std::vector<std::vector<std::vector<double>>> terms(sels.size(), std::vector<std::vector<double>>(M));
       std::vector<std::vector<double>> secs(sels.size(), std::vector<double>(M));
       std::vector<Who> who(M);
+      // A cell is merged when its score unit and every lr of its fine-tune are done.
+      std::vector<size_t> present;
       for (size_t m = 0; m < M; ++m) {
+        bool all = done(unit_of("score/" + plan.models[m].name + "/" + task.name));
+        for (double lr : plan.lrs) all = all && done(unit_of("finetune/" + plan.models[m].name + "/" + task.name + "/" + lr_text(lr)));
+        if (all) present.push_back(m);
+        else ++missing[t];
+      }
+      for (size_t m : present) {
         const std::string& model = plan.models[m].name;
         cells.append({model, task.name, task.shot, task.seed});
         h5::File s = shard(unit_of("score/" + model + "/" + task.name));
@@ -178,12 +191,18 @@ fs::path merge(const fs::path& exp_dir) {
         }
       }
       std::vector<std::vector<double>> values(sels.size());
-      for (size_t k = 0; k < sels.size(); ++k) values[k] = sels[k]->combine(terms[k]);
-      for (size_t m = 0; m < M; ++m)
-        for (size_t k = 0; k < sels.size(); ++k)
-          scores.append({plan.models[m].name, task.name, task.shot, task.seed, sels[k]->name(), values[k][m], secs[k][m],
+      for (size_t k = 0; k < sels.size(); ++k) {
+        std::vector<std::vector<double>> merged;  // the present models' terms, in zoo order
+        for (size_t m : present) merged.push_back(terms[k][m]);
+        values[k] = sels[k]->combine(merged);
+      }
+      for (size_t i = 0; i < present.size(); ++i)
+        for (size_t k = 0; k < sels.size(); ++k) {
+          const size_t m = present[i];
+          scores.append({plan.models[m].name, task.name, task.shot, task.seed, sels[k]->name(), values[k][i], secs[k][m],
                          who[m].rank, who[m].host, who[m].started_utc, who[m].seconds});
-      for (size_t m = 0; m < M; ++m) {
+        }
+      for (size_t m : present) {
         const std::string& model = plan.models[m].name;
         std::vector<FinetuneRun> grid;
         std::vector<Who> fw;
@@ -211,9 +230,16 @@ fs::path merge(const fs::path& exp_dir) {
                       cell.oracle_test_acc});
       }
     }
+    for (size_t t = 0; t < plan.tasks.size(); ++t) {
+      const PlanTask& pt = plan.tasks[t];
+      task_table.append({pt.name, pt.group.empty() ? pt.name : pt.group, pt.shot, pt.seed, static_cast<int64_t>(pt.classes),
+                         static_cast<int64_t>(pt.train), static_cast<int64_t>(pt.val), static_cast<int64_t>(pt.test),
+                         static_cast<int64_t>(pt.scored), missing[t]});
+    }
+    task_table.flush();
     for (size_t m = 0; m < M; ++m) {
       int u = plan.find("source/" + plan.models[m].name);
-      if (u < 0) continue;
+      if (u < 0 || !done(u)) continue;
       h5::File s = shard(u);
       Who w = who_of(s);
       shared.append({std::string("source_class_means"), plan.models[m].name, std::string(), w.seconds, w.rank, w.host,
@@ -242,20 +268,26 @@ fs::path merge(const fs::path& exp_dir) {
     h5::Table gain_t(tables, "gain", {{"task", T::String, ""}, {"best_model", T::String, ""}, {"best_acc", T::Float64, ""},
                                       {"generic_model", T::String, ""}, {"generic_acc", T::Float64, ""},
                                       {"gain", T::Float64, "best_acc - generic_acc"}});
+    auto g_score_model = read_col("scores", "model").read_strings();
     for (const auto& task : plan.tasks) {
-      std::vector<double> acc;  // zoo order: rows are task-major, model order within
+      std::vector<std::string> names;  // the task's merged models, zoo order
+      std::vector<double> acc;
       for (size_t i = 0; i < g_task.size(); ++i)
-        if (g_task[i] == task.name) acc.push_back(g_acc[i]);
+        if (g_task[i] == task.name) names.push_back(g_model[i]), acc.push_back(g_acc[i]);
+      if (acc.empty()) continue;
       for (const auto& sel : plan.selectors) {
-        std::vector<double> v;
+        std::map<std::string, double> by_model;
         for (size_t i = 0; i < s_task.size(); ++i)
-          if (s_task[i] == task.name && s_sel[i] == sel) v.push_back(s_val[i]);
-        rho_t.append({task.name, sel, spearman(v, acc), static_cast<int64_t>(M)});
+          if (s_task[i] == task.name && s_sel[i] == sel) by_model[g_score_model[i]] = s_val[i];
+        std::vector<double> v;
+        for (const auto& n : names) v.push_back(by_model.at(n));
+        rho_t.append({task.name, sel, spearman(v, acc), static_cast<int64_t>(names.size())});
       }
       size_t best = static_cast<size_t>(std::max_element(acc.begin(), acc.end()) - acc.begin());
-      for (size_t m = 0; m < M; ++m)
-        if (plan.models[m].kind == "generic")
-          gain_t.append({task.name, plan.models[best].name, acc[best], plan.models[m].name, acc[m], acc[best] - acc[m]});
+      for (size_t i = 0; i < names.size(); ++i)
+        for (const auto& pm : plan.models)
+          if (pm.name == names[i] && pm.kind == "generic")
+            gain_t.append({task.name, names[best], acc[best], names[i], acc[i], acc[best] - acc[i]});
     }
     rho_t.flush();
     gain_t.flush();

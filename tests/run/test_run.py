@@ -91,6 +91,30 @@ class TinyRun(unittest.TestCase):
         for name in ("correlations", "summary", "zoo_gain", "costs", "ground_truth_checks"):
             self.assertTrue(os.path.exists(os.path.join(exp, "tables", name + ".csv")), name)
 
+    def test_reduce_an_unfinished_run(self):
+        """Shards missing (one fine-tune lr of one cell, the score unit of another): the done cells are reduced."""
+        self.assertEqual(self.first.returncode, 0, self.first.stderr)
+        exp = os.path.join(self.tmp, "unfinished")
+        shutil.copytree(os.path.join(self.results, "tiny"), exp)
+        os.remove(os.path.join(exp, "results.h5"))
+        shards = os.path.join(exp, "shards")
+        os.remove(os.path.join(shards, "finetune", "generic%2Fopencv-digits%2F0.03.h5"))
+        os.remove(os.path.join(shards, "score", "mnist-cnn%2Foptdigits-3way.h5"))
+        r = run("reduce", exp, "--resamples", "200")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for task in ("opencv-digits", "optdigits-3way"):
+            self.assertIn(f"zoobench: note: task '{task}': 1 of 2 cells are not done yet; reduced the 1 that are",
+                          r.stderr)
+        with h5py.File(os.path.join(exp, "results.h5"), "r") as f:
+            cells = table(f["cells"])
+            self.assertEqual(sorted(zip(cells["model"], cells["task"])),
+                             [("generic", "optdigits-3way"), ("mnist-cnn", "opencv-digits")])
+            self.assertEqual(list(table(f["tasks"])["missing_cells"]), [1, 1])
+            self.assertEqual(len(table(f["ground_truth"])["test_acc"]), 2)
+            self.assertEqual(len(table(f["units"])["unit"]), 12 - 2)
+            # One model per task: no correlation is defined.
+            self.assertTrue(np.isnan(table(f["tables/correlations"])["spearman"]).all())
+
     def test_fine_tuning_beats_chance_on_every_target(self):
         with h5py.File(os.path.join(self.results, "tiny", "results.h5"), "r") as f:
             gt = table(f["ground_truth"])
