@@ -82,6 +82,11 @@ struct RunContext {
 };
 void write_context(h5::File& f, const RunContext& ctx);
 
+// A digest of the experiment's identity (its experiment.yaml: config and zoo
+// weights), stored on every shard so that the merge refuses a shard written
+// for another experiment; "" when the folder has no identity yet.
+std::string identity_digest(const fs::path& exp_dir);
+
 // Merges every shard of a complete experiment into results/<exp>/results.h5
 // (atomic; running it twice gives the same tables). Error naming the first
 // missing unit when the experiment is incomplete, unless `partial`: then the

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -206,6 +207,16 @@ size_t remove_stale_temporaries(const fs::path& exp_dir) {
   return removed;
 }
 
+std::string identity_digest(const fs::path& exp_dir) {
+  const fs::path file = exp_dir / "experiment.yaml";
+  if (!fs::exists(file)) return "";
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a: a label for equality, not a security measure
+  for (unsigned char c : read_file(file)) h = (h ^ c) * 1099511628211ULL;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return hex;
+}
+
 // ---- shards --------------------------------------------------------------------
 ShardWriter::ShardWriter(const fs::path& exp_dir, const Unit& u, const Provenance& who, double start_epoch_s)
     : final_(shard_path(exp_dir, u)) {
@@ -224,6 +235,8 @@ ShardWriter::ShardWriter(const fs::path& exp_dir, const Unit& u, const Provenanc
   file_->set_attr("rank", static_cast<int64_t>(who.rank));
   file_->set_attr("ranks", static_cast<int64_t>(who.ranks));
   file_->set_attr("start", start_epoch_s);
+  const std::string identity = identity_digest(exp_dir);
+  if (!identity.empty()) file_->set_attr("identity", identity);
 }
 
 ShardWriter::~ShardWriter() {

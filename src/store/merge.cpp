@@ -55,11 +55,16 @@ std::vector<Col> plus_provenance(std::vector<Col> cols) {
 fs::path merge(const fs::path& exp_dir, bool partial) {
   const Plan plan = Plan::from_json(read_file(exp_dir / "plan.json"), (exp_dir / "plan.json").string());
   const std::string config_yaml = read_file(exp_dir / "config.yaml");
+  const std::string identity = identity_digest(exp_dir);
   auto shard = [&](int unit) {
     const Unit& u = plan.units.at(static_cast<size_t>(unit));
     fs::path p = shard_path(exp_dir, u);
     if (!fs::exists(p)) throw DataError(exp_dir.string() + ": unit '" + u.id + "' is not done (no " + p.string() + ")");
-    return h5::File::open(p);
+    h5::File f = h5::File::open(p);
+    if (f.has_attr("identity") && !identity.empty() && f.attr_string("identity") != identity)
+      throw DataError(p.string() + ": written for another experiment (identity " + f.attr_string("identity") +
+                      ", this one's " + identity + " from experiment.yaml): remove it, or merge it in its own folder");
+    return f;
   };
   auto unit_of = [&](const std::string& id) {
     int u = plan.find(id);

@@ -115,6 +115,22 @@ class TinyRun(unittest.TestCase):
             # One model per task: no correlation is defined.
             self.assertTrue(np.isnan(table(f["tables/correlations"])["spearman"]).all())
 
+    def test_merge_refuses_a_shard_of_another_experiment(self):
+        self.assertEqual(self.first.returncode, 0, self.first.stderr)
+        exp = os.path.join(self.tmp, "foreign")
+        shutil.copytree(os.path.join(self.results, "tiny"), exp)
+        before = os.path.getmtime(os.path.join(exp, "results.h5"))
+        with open(os.path.join(exp, "experiment.yaml"), "a") as fh:
+            fh.write("# another experiment's identity\n")
+        r = run("reduce", exp)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertIn("written for another experiment", lines[0])
+        self.assertIn(os.path.join(exp, "shards"), lines[0])
+        self.assertEqual(os.path.getmtime(os.path.join(exp, "results.h5")), before, "results.h5 untouched")
+        self.assertEqual([n for n in os.listdir(exp) if ".tmp" in n], [], "nothing half-written")
+
     def test_fine_tuning_beats_chance_on_every_target(self):
         with h5py.File(os.path.join(self.results, "tiny", "results.h5"), "r") as f:
             gt = table(f["ground_truth"])
