@@ -20,6 +20,9 @@ namespace {
 namespace fs = std::filesystem;
 using T = h5::Table::Type;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+// A table's rows as values: full precision into results.h5, six decimals in the CSV and Markdown copies.
+using Cell = h5::Table::Cell;
+using Rows = std::vector<std::vector<Cell>>;
 
 struct Columns {  // one table of results.h5, column by column
   const h5::Group group;
@@ -43,6 +46,7 @@ struct Task {  // one (task, shot, seed) of the plan
   std::vector<std::string> models;
   std::vector<double> acc;
   double generic_acc = kNaN;
+  int64_t missing = 0;  // cells of an unfinished run that are not done
 };
 
 struct Row {  // one (task, selector): the correlations table's row
@@ -76,8 +80,12 @@ std::string csv_field(const std::string& v) {
   for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
   return q + "\"";
 }
-void write_copies(const fs::path& dir, const std::string& name, const std::vector<std::string>& header,
-                  const std::vector<std::vector<std::string>>& rows) {
+std::string text(const Cell& c) {
+  if (const auto* s = std::get_if<std::string>(&c)) return *s;
+  if (const auto* i = std::get_if<int64_t>(&c)) return std::to_string(*i);
+  return fmt(std::get<double>(c), "%.6f");
+}
+void write_copies(const fs::path& dir, const std::string& name, const std::vector<std::string>& header, const Rows& rows) {
   std::string csv, md = "|";
   for (size_t i = 0; i < header.size(); ++i) csv += (i ? "," : "") + csv_field(header[i]), md += " " + header[i] + " |";
   csv += "\n";
@@ -86,7 +94,7 @@ void write_copies(const fs::path& dir, const std::string& name, const std::vecto
   md += "\n";
   for (const auto& r : rows) {
     md += "|";
-    for (size_t i = 0; i < r.size(); ++i) csv += (i ? "," : "") + csv_field(r[i]), md += " " + r[i] + " |";
+    for (size_t i = 0; i < r.size(); ++i) csv += (i ? "," : "") + csv_field(text(r[i])), md += " " + text(r[i]) + " |";
     csv += "\n";
     md += "\n";
   }
@@ -95,20 +103,16 @@ void write_copies(const fs::path& dir, const std::string& name, const std::vecto
 }
 
 // The same table into results.h5's /tables/<name>, replacing an older one.
-void write_h5(h5::File& f, const std::string& name, const std::vector<std::string>& header,
-              const std::vector<std::vector<std::string>>& rows, const std::set<std::string>& text_columns) {
+void write_h5(h5::File& f, const std::string& name, const std::vector<std::string>& header, const Rows& rows) {
   h5::Group tables = f.has("tables") ? f.open_group("tables") : f.create_group("tables");
   if (tables.has(name)) h5::check(H5Ldelete(tables.id(), name.c_str(), H5P_DEFAULT), "replace /tables/" + name);
-  std::vector<h5::Table::Column> cols;
-  for (const auto& h : header) cols.push_back({h, text_columns.count(h) ? T::String : T::Float64, ""});
-  h5::Table t(tables, name, cols);
-  for (const auto& r : rows) {
-    std::vector<h5::Table::Cell> cells;
-    for (size_t i = 0; i < r.size(); ++i)
-      if (text_columns.count(header[i])) cells.emplace_back(r[i]);
-      else cells.emplace_back(r[i] == "nan" ? kNaN : std::stod(r[i]));
-    t.append(std::move(cells));
+  std::vector<h5::Table::Column> cols;  // each column's type is its values' (Float64 for an empty table)
+  for (size_t i = 0; i < header.size(); ++i) {
+    const size_t kind = rows.empty() ? 1 : rows[0][i].index();  // Cell = variant<int64_t, double, string>
+    cols.push_back({header[i], kind == 0 ? T::Int64 : kind == 1 ? T::Float64 : T::String, ""});
   }
+  h5::Table t(tables, name, cols);
+  for (const auto& r : rows) t.append(r);
   t.flush();
 }
 
@@ -120,9 +124,12 @@ std::vector<Task> read_tasks(const h5::File& f, std::map<std::string, size_t>& i
   std::vector<Task> tasks;
   auto name = tt.text("name"), group = tt.text("group");
   auto shot = tt.num("shot"), seed = tt.num("seed"), test = tt.num("test");
+  // missing_cells: absent from files merged before partial merges existed.
+  auto missing = tt.group.has("missing_cells") ? tt.num("missing_cells") : std::vector<double>(name.size(), 0.0);
   for (size_t i = 0; i < name.size(); ++i) {
     index[name[i]] = tasks.size();
-    tasks.push_back({name[i], group[i], int64_t(shot[i]), int64_t(seed[i]), int64_t(test[i]), {}, {}, kNaN});
+    tasks.push_back({name[i], group[i], int64_t(shot[i]), int64_t(seed[i]), int64_t(test[i]), {}, {}, kNaN,
+                     int64_t(missing[i])});
   }
   auto g_model = gt.text("model"), g_task = gt.text("task");
   auto g_acc = gt.num("test_acc");
@@ -151,15 +158,11 @@ std::vector<std::string> reduce(const fs::path& target, const ReduceOptions& opt
   std::map<std::string, size_t> index;
   std::vector<Task> tasks = read_tasks(f, index);
   std::vector<std::string> notes;
-  if (f.open_group("tasks").has("missing_cells")) {
-    auto names = f.open_group("tasks").dataset("name").read_strings();
-    auto missing = f.open_group("tasks").dataset("missing_cells").read<int64_t>();
-    for (size_t i = 0; i < names.size(); ++i)
-      if (missing[i] > 0)
-        notes.push_back("task '" + names[i] + "': " + std::to_string(missing[i]) + " of " +
-                        std::to_string(missing[i] + static_cast<int64_t>(tasks[index.at(names[i])].models.size())) +
-                        " cells are not done yet; reduced the " + std::to_string(tasks[index.at(names[i])].models.size()) + " that are");
-  }
+  for (const Task& t : tasks)
+    if (t.missing > 0)
+      notes.push_back("task '" + t.name + "': " + std::to_string(t.missing) + " of " +
+                      std::to_string(t.missing + static_cast<int64_t>(t.models.size())) + " cells are not done yet; reduced the " +
+                      std::to_string(t.models.size()) + " that are");
   Columns st = table(f, "scores"), ft = table(f, "finetune");
   auto s_model = st.text("model"), s_task = st.text("task"), s_sel = st.text("selector");
   auto s_val = st.num("value"), s_sec = st.num("seconds");
@@ -191,13 +194,13 @@ std::vector<std::string> reduce(const fs::path& target, const ReduceOptions& opt
   const std::vector<std::string> corr_header = {"task", "shot", "seed", "selector", "spearman", "kendall", "weighted_tau",
                                                 "pearson", "selections_to_best", "top1_gain", "top3_gain",
                                                 "regret_at_1", "regret_at_3", "relative_top1"};
-  std::vector<std::vector<std::string>> corr_rows;
+  Rows corr_rows;
   for (const Row& r : rows)
-    corr_rows.push_back({r.task->name, std::to_string(r.task->shot), std::to_string(r.task->seed), r.selector,
-                         fmt(r.spearman, "%.6f"), fmt(r.kendall, "%.6f"), fmt(r.weighted_tau, "%.6f"),
-                         fmt(r.pearson, "%.6f"), fmt(r.sel.selections_to_best, "%.6f"), fmt(r.sel.top1_gain, "%.6f"),
-                         fmt(r.sel.top3_gain, "%.6f"), fmt(r.sel.regret_at_1, "%.6f"), fmt(r.sel.regret_at_3, "%.6f"),
-                         fmt(r.sel.relative_top1, "%.6f")});
+    corr_rows.push_back({r.task->name, r.task->shot, r.task->seed, r.selector,
+                         r.spearman, r.kendall, r.weighted_tau,
+                         r.pearson, r.sel.selections_to_best, r.sel.top1_gain,
+                         r.sel.top3_gain, r.sel.regret_at_1, r.sel.regret_at_3,
+                         r.sel.relative_top1});
 
   // ---- summary: per (shot, selector), mean over tasks and seeds with bootstrap CIs ----
   using Pick = double (*)(const Row&);
@@ -216,17 +219,17 @@ std::vector<std::string> reduce(const fs::path& target, const ReduceOptions& opt
   for (const Task& t : tasks) shots.insert(t.shot);
   std::vector<std::string> sum_header = {"shot", "selector", "tasks", "cells"};
   for (const auto& [m, pick] : measures) sum_header.insert(sum_header.end(), {m, m + "_lo", m + "_hi"});
-  std::vector<std::vector<std::string>> sum_rows;
+  Rows sum_rows;
   for (int64_t shot : shots)
     for (const auto& sel : selectors) {
-      std::vector<std::string> row = {std::to_string(shot), sel};
+      std::vector<Cell> row = {shot, sel};
       std::map<std::string, std::vector<const Row*>> by_group;
       for (const Row& r : rows)
         if (r.task->shot == shot && r.selector == sel) by_group[r.task->group].push_back(&r);
-      row.push_back(std::to_string(by_group.size()));
+      row.push_back(static_cast<int64_t>(by_group.size()));
       size_t cells = 0;
       for (const auto& [g, rs] : by_group) cells += rs.size();
-      row.push_back(std::to_string(cells));
+      row.push_back(static_cast<int64_t>(cells));
       for (const auto& [m, pick] : measures) {
         std::vector<std::vector<double>> groups;
         for (const auto& [g, rs] : by_group) {
@@ -234,20 +237,20 @@ std::vector<std::string> reduce(const fs::path& target, const ReduceOptions& opt
           for (const Row* r : rs) groups.back().push_back(pick(*r));
         }
         Interval ci = bootstrap_mean(groups, opt.resamples, opt.seed);
-        row.insert(row.end(), {fmt(ci.mean, "%.6f"), fmt(ci.lo, "%.6f"), fmt(ci.hi, "%.6f")});
+        row.insert(row.end(), {ci.mean, ci.lo, ci.hi});
       }
       sum_rows.push_back(std::move(row));
     }
 
   // ---- the zoo against one generic model, per task and per shot ----
-  std::vector<std::vector<std::string>> zoo_rows;
+  Rows zoo_rows;
   for (const Task& t : tasks) {
     if (t.acc.empty()) continue;
     const size_t best = static_cast<size_t>(std::max_element(t.acc.begin(), t.acc.end()) - t.acc.begin());
-    zoo_rows.push_back({t.name, std::to_string(t.shot), std::to_string(t.seed), t.models[best], fmt(t.acc[best], "%.6f"),
-                        fmt(t.generic_acc, "%.6f"), fmt(t.acc[best] - t.generic_acc, "%.6f")});
+    zoo_rows.push_back({t.name, t.shot, t.seed, t.models[best], t.acc[best],
+                        t.generic_acc, t.acc[best] - t.generic_acc});
   }
-  std::vector<std::vector<std::string>> zoo_shot_rows;
+  Rows zoo_shot_rows;
   for (int64_t shot : shots) {
     std::map<std::string, std::vector<double>> by_group;
     for (const Task& t : tasks)
@@ -256,8 +259,8 @@ std::vector<std::string> reduce(const fs::path& target, const ReduceOptions& opt
     std::vector<std::vector<double>> groups;
     for (auto& [g, v] : by_group) groups.push_back(v);
     Interval ci = bootstrap_mean(groups, opt.resamples, opt.seed);
-    zoo_shot_rows.push_back({std::to_string(shot), std::to_string(groups.size()), fmt(ci.mean, "%.6f"),
-                             fmt(ci.lo, "%.6f"), fmt(ci.hi, "%.6f")});
+    zoo_shot_rows.push_back({shot, static_cast<int64_t>(groups.size()), ci.mean,
+                             ci.lo, ci.hi});
   }
 
   // ---- ground-truth checks and costs from the fine-tune grid ----
@@ -265,7 +268,7 @@ std::vector<std::string> reduce(const fs::path& target, const ReduceOptions& opt
   auto f_lr = ft.num("lr"), f_train = ft.num("train_acc"), f_val = ft.num("val_acc"), f_chosen = ft.num("chosen"),
        f_sec = ft.num("seconds");
   std::vector<std::string> warnings;
-  std::vector<std::vector<std::string>> gt_rows;
+  Rows gt_rows;
   double finetune_seconds = 0, finetune_runs = 0;
   for (double s : f_sec) finetune_seconds += s, finetune_runs += 1;
   double brute_force = 0;
@@ -273,7 +276,7 @@ std::vector<std::string> reduce(const fs::path& target, const ReduceOptions& opt
     std::set<double> lrs;
     std::map<double, std::pair<double, double>> val_by_lr;  // lr -> (sum, count)
     std::vector<double> chosen_train, chosen_lr;
-    double task_seconds = 0, chosen_test = 0;
+    double task_seconds = 0, mean_test_acc = 0;
     for (size_t i = 0; i < f_lr.size(); ++i) {
       if (f_task[i] != t.name) continue;
       lrs.insert(f_lr[i]);
@@ -283,7 +286,7 @@ std::vector<std::string> reduce(const fs::path& target, const ReduceOptions& opt
       if (f_chosen[i] > 0) chosen_train.push_back(f_train[i]), chosen_lr.push_back(f_lr[i]);
     }
     brute_force += task_seconds / static_cast<double>(tasks.size());
-    for (double a : t.acc) chosen_test += a / static_cast<double>(std::max<size_t>(1, t.acc.size()));
+    for (double a : t.acc) mean_test_acc += a / static_cast<double>(std::max<size_t>(1, t.acc.size()));
     if (lrs.empty()) continue;
     auto mean_val = [&](double lr) { return val_by_lr[lr].first / val_by_lr[lr].second; };
     const double lo = *lrs.begin(), hi = *lrs.rbegin();
@@ -295,10 +298,10 @@ std::vector<std::string> reduce(const fs::path& target, const ReduceOptions& opt
     std::sort(chosen_train.begin(), chosen_train.end());
     const size_t k = chosen_train.size();
     const double median_train = k == 0 ? kNaN : k % 2 ? chosen_train[k / 2] : (chosen_train[k / 2 - 1] + chosen_train[k / 2]) / 2;
-    const double se = t.test > 0 ? std::sqrt(chosen_test * (1 - chosen_test) / static_cast<double>(t.test)) : kNaN;
-    gt_rows.push_back({t.name, std::to_string(t.shot), std::to_string(t.seed), fmt(edge_share, "%.6f"),
-                       fmt(rise_hi, "%.6f"), fmt(rise_lo, "%.6f"), fmt(median_train, "%.6f"), std::to_string(t.test),
-                       fmt(se, "%.6f")});
+    const double se = t.test > 0 ? std::sqrt(mean_test_acc * (1 - mean_test_acc) / static_cast<double>(t.test)) : kNaN;
+    gt_rows.push_back({t.name, t.shot, t.seed, edge_share,
+                       rise_hi, rise_lo, median_train, t.test,
+                       se});
     if (median_train < 0.95)
       warnings.push_back("task '" + t.name + "': the chosen fine-tunes reach a median training accuracy of " +
                          fmt(median_train, "%.2f") + " (< 0.95): the ground truth is not a converged fine-tune");
@@ -311,13 +314,13 @@ std::vector<std::string> reduce(const fs::path& target, const ReduceOptions& opt
                          fmt(100 * se, "%.1f") + " points per cell (> 2)");
   }
   const double one_finetune = finetune_runs > 0 ? finetune_seconds / finetune_runs : kNaN;
-  std::vector<std::vector<std::string>> cost_rows;
+  Rows cost_rows;
   for (const auto& sel : selectors) {
     const double mean = seconds[sel].first / seconds[sel].second;
-    cost_rows.push_back({sel, fmt(mean, "%.6f"), fmt(mean / one_finetune, "%.6f")});
+    cost_rows.push_back({sel, mean, mean / one_finetune});
   }
-  cost_rows.push_back({"finetune (one lr)", fmt(one_finetune, "%.6f"), "1.000000"});
-  cost_rows.push_back({"brute force: the zoo x the lr grid, per task", fmt(brute_force, "%.6f"), fmt(brute_force / one_finetune, "%.6f")});
+  cost_rows.push_back({std::string("finetune (one lr)"), one_finetune, 1.0});
+  cost_rows.push_back({std::string("brute force: the zoo x the lr grid, per task"), brute_force, brute_force / one_finetune});
 
   f.close();
   // ---- write: results.h5 /tables/* in a copy that replaces it when complete, then the CSV and Markdown copies ----
@@ -331,12 +334,12 @@ std::vector<std::string> reduce(const fs::path& target, const ReduceOptions& opt
   const std::vector<std::string> zoo_header = {"task", "shot", "seed", "best_model", "best_acc", "generic_acc", "gain"};
   const std::vector<std::string> zoo_shot_header = {"shot", "tasks", "gain", "gain_lo", "gain_hi"};
   const std::vector<std::string> cost_header = {"selector", "seconds_per_cell", "relative_to_one_finetune"};
-  write_h5(out, "correlations", corr_header, corr_rows, {"task", "selector"});
-  write_h5(out, "summary", sum_header, sum_rows, {"selector"});
-  write_h5(out, "zoo_gain", zoo_header, zoo_rows, {"task", "best_model"});
-  write_h5(out, "zoo_gain_by_shot", zoo_shot_header, zoo_shot_rows, {});
-  write_h5(out, "costs", cost_header, cost_rows, {"selector"});
-  write_h5(out, "ground_truth_checks", gt_header, gt_rows, {"task"});
+  write_h5(out, "correlations", corr_header, corr_rows);
+  write_h5(out, "summary", sum_header, sum_rows);
+  write_h5(out, "zoo_gain", zoo_header, zoo_rows);
+  write_h5(out, "zoo_gain_by_shot", zoo_shot_header, zoo_shot_rows);
+  write_h5(out, "costs", cost_header, cost_rows);
+  write_h5(out, "ground_truth_checks", gt_header, gt_rows);
   out.close();
   atomic.commit();
   write_copies(out_dir, "correlations", corr_header, corr_rows);
@@ -350,16 +353,16 @@ std::vector<std::string> reduce(const fs::path& target, const ReduceOptions& opt
   for (const auto& w : warnings) std::cerr << "zoobench: warning: " << w << "\n";
   if (opt.print) {
     // Three decimals for the eye; the CSV keeps six.
-    auto cell = [](const std::vector<std::string>& r, size_t i) {
-      auto v = [&](size_t k) { return r[k] == "nan" ? std::string("nan") : fmt(std::stod(r[k]), "%.3f"); };
+    auto cell = [](const std::vector<Cell>& r, size_t i) {
+      auto v = [&](size_t k) { return fmt(std::get<double>(r[k]), "%.3f"); };
       return v(i) + " [" + v(i + 1) + ", " + v(i + 2) + "]";
     };
     for (int64_t shot : shots) {
       std::printf("%lld-shot: mean over tasks and seeds [95 %% bootstrap interval]\n", static_cast<long long>(shot));
       std::printf("%-18s %-22s %-22s %-22s %s\n", "selector", "spearman", "kendall", "selections_to_best", "top1_gain");
       for (const auto& r : sum_rows)
-        if (r[0] == std::to_string(shot))
-          std::printf("%-18s %-22s %-22s %-22s %s\n", r[1].c_str(), cell(r, 4).c_str(), cell(r, 7).c_str(),
+        if (std::get<int64_t>(r[0]) == shot)
+          std::printf("%-18s %-22s %-22s %-22s %s\n", std::get<std::string>(r[1]).c_str(), cell(r, 4).c_str(), cell(r, 7).c_str(),
                       cell(r, 16).c_str(), cell(r, 19).c_str());
     }
     std::printf("tables: %s\n", out_dir.string().c_str());
