@@ -78,6 +78,7 @@ struct ExtractConfig {
   int probe_epochs = 5;
   double probe_lr = 0.005;   // the RSA paper's probe lr
   int source_per_class = 100;  // Domain Similarity: source images per class behind each class mean
+  int lgc_memory_mb = 1024;    // TorchScript LGC: per-sample gradients held at once before projecting
 };
 
 // Execution settings: how a run is spread, not what it computes. A resumed

@@ -35,6 +35,10 @@ struct ManifestEntry {
   std::string train_config;                 // the training settings, as YAML (equal => no retraining)
   std::string features_method = "features";  // torchscript: method returning N x D
   std::string logits_method = "forward";      // torchscript: method returning N x source classes; "" = no source head
+  // torchscript: the parameter tensor LGC differentiates (a name from the
+  // module's named_parameters); "" = the last convolution or linear weight
+  // that the features depend on.
+  std::string lgc_parameter;
 };
 
 struct Manifest {
@@ -46,6 +50,11 @@ struct Manifest {
 };
 
 std::string sha256_file(const std::filesystem::path& path);
+
+// The model's input resolution: images of another size are resized to
+// input_size x input_size (bilinear, antialiased as torchvision's Resize with
+// antialias=True) before the entry's normalisation.
+at::Tensor resize_to_input(const at::Tensor& x, int input_size);
 
 // A trainable copy of a model with a fresh linear head, for fine-tuning.
 class FineTunable {
@@ -75,10 +84,17 @@ class Model {
   // TorchScript entries with logits_method "" are feature extractors without a source head.
   bool has_source_head() const { return entry_.format != "torchscript" || !entry_.logits_method.empty(); }
   virtual int64_t feature_dim() = 0;
-  // Per-sample gradient sketches of m Gaussian combinations of the logits
-  // with respect to the last convolution's weights (docs/selectors.md, LGC):
-  // N x K (m blocks of K / m). Throws for models without a known last convolution.
-  virtual at::Tensor grad_sketch(const at::Tensor& x, int m, int sketch_dim, uint64_t seed) = 0;
+  // Per-sample gradient sketches of m Gaussian combinations of the outputs
+  // (docs/selectors.md, LGC): N x K (m blocks of K / m). zoobench's own
+  // architectures: the last convolution's weights, Kronecker-structured
+  // sketch. TorchScript: one parameter tensor (lgc_parameter), per-sample
+  // autograd and a dense Gaussian sketch applied to at most memory_mb MiB of
+  // held gradients at a time, 0 = one sample at a time (the result does not
+  // depend on it).
+  virtual at::Tensor grad_sketch(const at::Tensor& x, int m, int sketch_dim, uint64_t seed, int memory_mb = 1024) = 0;
+  // What the sketch differentiates and how it projects, for the variant:
+  // "kronecker:<layer>" or "dense:<parameter>".
+  virtual std::string sketch_target() = 0;
   virtual std::unique_ptr<FineTunable> finetune_copy(int64_t classes, uint64_t seed) = 0;
   // Where the model computes; inputs are moved there, outputs come back on the CPU.
   virtual void to(const at::Device& device) = 0;

@@ -144,6 +144,7 @@ int cmd_score(const Args& args) {
       "config", po::value<std::string>(), "take extract/finetune settings (sketch size, probe) from this experiment config")(
       "data-dir", po::value<std::string>()->default_value(""), "packed source domains, for domain_similarity")(
       "seed", po::value<uint64_t>()->default_value(0), "seed for sketches, probe and source subsets")(
+      "probe", po::value<std::string>(), "RSA/DDS's probe model: this zoo entry (default: extract.probe_model, else the generic entry)")(
       "threads", po::value<int>()->default_value(-1), "libtorch threads (default: the config's, else all cores)");
   auto vm = parse("zoobench score --zoo MANIFEST --data TARGET.h5 [--task-spec YAML] [--selectors all|a,b] [--json] "
                   "[--save-arrays OUT.h5]\n       zoobench score --list",
@@ -152,6 +153,7 @@ int cmd_score(const Args& args) {
   if (vm->count("list")) return list_selectors();
   if (!vm->count("zoo") || !vm->count("data")) throw UsageError("zoobench score needs --zoo and --data (or --list)");
   Config c = vm->count("config") ? load_config((*vm)["config"].as<std::string>()) : parse_config("", "<defaults>");
+  if (vm->count("probe")) c.extract.probe_model = (*vm)["probe"].as<std::string>();
   std::vector<const Selector*> sels = selectors_from(split_list((*vm)["selectors"].as<std::string>()));
   if (sels.empty()) throw UsageError("--selectors: no selector named");
   const int t = (*vm)["threads"].as<int>();

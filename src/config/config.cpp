@@ -258,7 +258,8 @@ Config parse_config(const std::string& text, const std::string& source) {
   const YAML::Node& ex = res["extract"];
   c.extract = {ex["max_per_class"].as<int>(), ex["batch_size"].as<int>(), ex["lgc_projections"].as<int>(),
                ex["sketch_dim"].as<int>(), ex["cache"].as<bool>(), ex["probe_model"] ? ex["probe_model"].as<std::string>() : "",
-               ex["probe_epochs"].as<int>(), ex["probe_lr"].as<double>(), ex["source_per_class"].as<int>()};
+               ex["probe_epochs"].as<int>(), ex["probe_lr"].as<double>(), ex["source_per_class"].as<int>(),
+               ex["lgc_memory_mb"].as<int>()};
   c.selectors = strings(res["selectors"]);
   c.execution.ranks_per_cell = res["execution"]["ranks_per_cell"].as<int>();
   c.execution.device = res["execution"]["device"].as<std::string>();

@@ -57,7 +57,8 @@ CellArrays extract_cell(Model& model, const ImageSet& set, const Task& task, con
     for (size_t lo = 0; lo < out.indices.size(); lo += static_cast<size_t>(cfg.batch_size)) {
       std::vector<int64_t> batch(out.indices.begin() + static_cast<ptrdiff_t>(lo),
                                  out.indices.begin() + static_cast<ptrdiff_t>(std::min(out.indices.size(), lo + cfg.batch_size)));
-      sketches.push_back(model.grad_sketch(images_tensor(set, batch, channels), cfg.lgc_projections, cfg.sketch_dim, seed));
+      sketches.push_back(model.grad_sketch(images_tensor(set, batch, channels), cfg.lgc_projections, cfg.sketch_dim, seed,
+                                                     cfg.lgc_memory_mb));
     }
     out.grad_sketch = at::cat(sketches).to(at::kFloat).contiguous();
     out.seconds_sketch = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();

@@ -33,18 +33,27 @@ ZooScorer::ZooScorer(std::vector<const Selector*> selectors, std::vector<Model*>
   if (needs_ & kNeedProbeFeatures) {
     for (auto* m : models_)
       if (extract_.probe_model.empty() ? m->entry().kind == "generic" : m->name() == extract_.probe_model) probe_ = m;
-    if (!probe_)
+    if (!probe_) {
+      std::string names;
+      for (auto* m : models_) names += (names.empty() ? "" : ", ") + m->name();
       throw ConfigError("selector(s) " + names_needing(sels_, kNeedProbeFeatures) + " need a probe model: " +
-                        (extract_.probe_model.empty() ? std::string("the zoo has no generic entry; set extract.probe_model")
-                                                      : "the zoo has no entry '" + extract_.probe_model + "'"));
+                        (extract_.probe_model.empty() ? std::string("the zoo has no generic entry")
+                                                      : "the zoo has no entry '" + extract_.probe_model + "'") +
+                        "; name one of its entries with extract.probe_model (or `zoobench score --probe NAME`): " + names);
+    }
   }
 }
 
 std::string ZooScorer::variant(const Selector& s) const {
   std::string v = s.variant();
   if (s.needs() & kNeedGradSketch)
+  {
     v += ";m=" + std::to_string(extract_.lgc_projections) + ";K=" + std::to_string(extract_.sketch_dim) +
          ";seed=" + std::to_string(seed_);
+    // TorchScript entries take another route (dense sketch of one named parameter): say which.
+    for (Model* m : models_)
+      if (m->entry().format != "builtin") v += ";" + m->name() + "=" + m->sketch_target();
+  }
   if ((s.needs() & kNeedProbeFeatures) && probe_) {
     char lr[32];
     std::snprintf(lr, sizeof lr, "%g", extract_.probe_lr);
@@ -83,9 +92,6 @@ CellScore ZooScorer::score_cell(Model& m, const ImageSet& set, const Task& task,
   CellScore out;
   const uint64_t seed = derive_seed(seed_, m.name() + "/" + task.spec.name);
   const bool sketch = (needs_ & kNeedGradSketch) != 0;
-  if (sketch && m.entry().format != "builtin")
-    throw DataError("model '" + m.name() + "': selector(s) " + names_needing(sels_, kNeedGradSketch) +
-                    " need gradient sketches, which need a zoobench architecture (this entry is " + m.entry().format + ")");
   out.arrays = extract_cell(m, set, task, extract_, sketch, seed);
   const CellArrays& arr = out.arrays;
   SelectorInputs in;

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "model_parts.h"
 #include "nets.h"
 #include "zoobench/error.h"
 #include "zoobench/model.h"
@@ -20,26 +21,40 @@ at::Tensor channel_tensor(const std::vector<double>& v, int channels, double fil
   return torch::tensor(f).view({1, channels, 1, 1});
 }
 
-class Normaliser {
- public:
-  explicit Normaliser(const ManifestEntry& e)
-      : mean_(channel_tensor(e.mean, e.in_channels, 0.0)), std_(channel_tensor(e.std, e.in_channels, 1.0)) {}
-  at::Tensor operator()(const at::Tensor& x) const { return (x.to(mean_.device()) - mean_) / std_; }
-  void to(const at::Device& d) {
-    mean_ = mean_.to(d);
-    std_ = std_.to(d);
-  }
-  at::Device device() const { return mean_.device(); }
+}  // namespace
 
- private:
-  at::Tensor mean_, std_;
-};
+at::Tensor resize_to_input(const at::Tensor& x, int input_size) {
+  if (x.size(-1) == input_size && x.size(-2) == input_size) return x;
+  // torchvision's Resize(antialias=True) calls this kernel: the same
+  // triangle filter widened by the scale when shrinking, plain bilinear when
+  // enlarging, half-pixel centres.
+  return at::_upsample_bilinear2d_aa(x, {input_size, input_size}, /*align_corners=*/false);
+}
 
-// Seeded Gaussian matrices for the sketch: independent of the global RNG.
+namespace zoo {
+
+InputTransform::InputTransform(const ManifestEntry& e)
+    : mean_(channel_tensor(e.mean, e.in_channels, 0.0)), std_(channel_tensor(e.std, e.in_channels, 1.0)), size_(e.input_size) {}
+
+at::Tensor InputTransform::operator()(const at::Tensor& x) const {
+  return (resize_to_input(x.to(mean_.device()), size_) - mean_) / std_;
+}
+
+void InputTransform::to(const at::Device& d) {
+  mean_ = mean_.to(d);
+  std_ = std_.to(d);
+}
+
 at::Tensor gaussian(std::vector<int64_t> shape, uint64_t seed) {
   at::Generator gen = at::detail::createCPUGenerator(seed);
   return at::randn(shape, gen, at::TensorOptions().dtype(at::kFloat));
 }
+
+}  // namespace zoo
+
+namespace {
+using zoo::gaussian;
+using Normaliser = zoo::InputTransform;
 
 class BuiltinTunable : public FineTunable {
  public:
@@ -103,7 +118,14 @@ class BuiltinModel : public Model {
   }
   int64_t feature_dim() override { return net_->feature_dim; }
 
-  at::Tensor grad_sketch(const at::Tensor& x, int m, int sketch_dim, uint64_t seed) override {
+  std::string sketch_target() override {
+    const at::Tensor w = net_->last_conv()->weight;
+    for (const auto& kv : net_->named_parameters())
+      if (kv.value().is_same(w)) return "kronecker:" + kv.key();
+    return "kronecker:last_conv";
+  }
+
+  at::Tensor grad_sketch(const at::Tensor& x, int m, int sketch_dim, uint64_t seed, int /*memory_mb*/) override {
     auto conv = net_->last_conv();
     const int64_t cout = conv->options.out_channels(), cin = conv->options.in_channels();
     const auto k = conv->options.kernel_size(), stride = conv->options.stride(), pad = c10::get<torch::ExpandingArray<2>>(conv->options.padding());
@@ -163,102 +185,18 @@ class BuiltinModel : public Model {
   Normaliser norm_;
 };
 
-class ScriptTunable : public FineTunable {
- public:
-  ScriptTunable(torch::jit::Module m, std::string method, Normaliser norm, int64_t dim, int64_t classes)
-      : m_(std::move(m)), method_(std::move(method)), norm_(std::move(norm)), head_(torch::nn::Linear(dim, classes)) {}
-  at::Tensor forward(const at::Tensor& x) override {
-    return head_->forward(m_.get_method(method_)({norm_(x)}).toTensor());
-  }
-  at::Tensor features(const at::Tensor& x) override {
-    torch::NoGradGuard g;
-    train(false);
-    return m_.get_method(method_)({norm_(x)}).toTensor();
-  }
-  std::vector<at::Tensor> parameters() override {
-    std::vector<at::Tensor> p;
-    for (const auto& t : m_.parameters()) {
-      t.set_requires_grad(true);
-      p.push_back(t);
-    }
-    for (const auto& t : head_->parameters()) p.push_back(t);
-    return p;
-  }
-  std::vector<at::Tensor> buffers() override {
-    std::vector<at::Tensor> b;
-    for (const auto& t : m_.buffers()) b.push_back(t);
-    return b;
-  }
-  void train(bool on) override {
-    m_.train(on);
-    head_->train(on);
-  }
-  void set_sync_batch_norm(comm::Collective* group) override {
-    if (group) throw Error("data-parallel fine-tuning (execution.ranks_per_cell > 1) needs a zoobench architecture: "
-                           "a TorchScript model's BatchNorm cannot be synchronised");
-  }
-  void to(const at::Device& d) override {
-    m_.to(d);
-    head_->to(d);
-    norm_.to(d);
-  }
-
- private:
-  torch::jit::Module m_;
-  std::string method_;
-  Normaliser norm_;
-  torch::nn::Linear head_;
-};
-
-class ScriptModel : public Model {
- public:
-  ScriptModel(ManifestEntry e, torch::jit::Module m, std::string file)
-      : Model(std::move(e)), m_(std::move(m)), norm_(entry_), file_(std::move(file)) {
-    m_.eval();
-  }
-  at::Tensor features(const at::Tensor& x) override { return call(entry_.features_method, x); }
-  at::Tensor logits(const at::Tensor& x) override {
-    if (!has_source_head()) throw DataError("zoo entry '" + name() + "' has no source head (logits_method is empty)");
-    return call(entry_.logits_method, x);
-  }
-  int64_t feature_dim() override {
-    if (dim_ == 0) dim_ = features(torch::zeros({2, entry_.in_channels, entry_.input_size, entry_.input_size})).size(1);
-    return dim_;
-  }
-  at::Tensor grad_sketch(const at::Tensor&, int, int, uint64_t) override {
-    throw Error("zoo entry '" + name() + "': gradient sketches need a zoobench architecture, not TorchScript");
-  }
-  std::unique_ptr<FineTunable> finetune_copy(int64_t classes, uint64_t seed) override {
-    int64_t dim = feature_dim();
-    torch::manual_seed(seed);
-    // A fresh load, not Module::clone(): cloned parameters are not leaves and cannot be optimised.
-    auto t = std::make_unique<ScriptTunable>(torch::jit::load(file_), entry_.features_method, norm_, dim, classes);
-    t->to(device());
-    return t;
-  }
-  void to(const at::Device& d) override {
-    m_.to(d);
-    norm_.to(d);
-  }
-  at::Device device() const override { return norm_.device(); }
-
- private:
-  at::Tensor call(const std::string& method, const at::Tensor& x) {
-    torch::NoGradGuard g;
-    auto fn = m_.find_method(method);
-    if (!fn) throw DataError("zoo entry '" + name() + "': the TorchScript module has no method '" + method + "'");
-    return (*fn)({norm_(x)}).toTensor();
-  }
-  torch::jit::Module m_;
-  Normaliser norm_;
-  std::string file_;
-  int64_t dim_ = 0;
-};
-
 std::string shape_text(const at::Tensor& t) {
   std::string s = "[";
   for (int64_t i = 0; i < t.dim(); ++i) s += (i ? " x " : "") + std::to_string(t.size(i));
   return s + "]";
+}
+
+// TorchScript errors carry the script's traceback; the cause is the last line.
+std::string last_line(const std::string& text) {
+  size_t end = text.find_last_not_of(" \n");
+  if (end == std::string::npos) return text;
+  size_t start = text.rfind('\n', end);
+  return text.substr(start == std::string::npos ? 0 : start + 1, end + 1 - (start == std::string::npos ? 0 : start + 1));
 }
 
 }  // namespace
@@ -286,7 +224,7 @@ std::unique_ptr<Model> load_model(const Manifest& manifest, const ManifestEntry&
     } catch (const c10::Error& err) {
       throw DataError(who + ": cannot load TorchScript '" + file.string() + "': " + err.what_without_backtrace());
     }
-    model = std::make_unique<ScriptModel>(e, std::move(m), file.string());
+    model = zoo::make_script_model(e, std::move(m), file.string());
   } else {
     throw DataError(who + ": unknown format '" + e.format + "' (known: builtin, torchscript)");
   }
@@ -296,8 +234,14 @@ std::unique_ptr<Model> load_model(const Manifest& manifest, const ManifestEntry&
   try {
     f = model->features(probe);
     if (model->has_source_head()) z = model->logits(probe);
+  } catch (const Error&) {
+    throw;
   } catch (const c10::Error& err) {
-    throw DataError(who + ": running the model failed: " + err.what_without_backtrace());
+    throw DataError(who + ": running the model on " + shape_text(probe) + " inputs (input_size " +
+                    std::to_string(e.input_size) + ") failed: " + last_line(err.what_without_backtrace()));
+  } catch (const std::exception& err) {  // TorchScript's interpreter throws its own exceptions
+    throw DataError(who + ": running the model on " + shape_text(probe) + " inputs (input_size " +
+                    std::to_string(e.input_size) + ") failed: " + last_line(err.what()));
   }
   if (f.dim() != 2 || f.size(0) != 2)
     throw DataError(who + ": features returned " + shape_text(f) + " for 2 inputs, expected 2 x D");

@@ -5,6 +5,7 @@ algorithm recomputed with numpy/scipy/scikit-learn (NCTI with scikit-learn's
 LDA and the authors' shrinkage rule; three models, so its min-max over the
 zoo compares a value, not an ordering), and bad input."""
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -191,7 +192,18 @@ class Score(unittest.TestCase):
         r = run("score", "--zoo", manifest, "--data", os.path.join(DATA, "optdigits.h5"), "--selectors", "lfc,knn")
         self.assertEqual(r.returncode, 0, r.stderr)  # without logits-based selectors it scores
         r = run("score", "--zoo", manifest, "--data", os.path.join(DATA, "optdigits.h5"), "--selectors", "rsa")
-        self.assertFailsCleanly(r, 2, "rsa", "probe model", "generic")
+        self.assertFailsCleanly(r, 2, "rsa", "probe model", "generic", "--probe NAME", "external-small")
+        r = run("score", "--zoo", manifest, "--data", os.path.join(DATA, "optdigits.h5"), "--selectors", "rsa",
+                "--probe", "nope")
+        self.assertFailsCleanly(r, 2, "no entry 'nope'", "external-small")
+        # --probe names the probe; LGC differentiates a TorchScript entry (its features, having no head).
+        r = run("score", "--zoo", manifest, "--data", os.path.join(DATA, "optdigits.h5"), "--selectors",
+                "rsa,lgc", "--probe", "external-small", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        j = json.loads(r.stdout)
+        self.assertIn("probe=external-small", j["variants"]["rsa"])
+        self.assertIn("external-small=dense:body.4.weight", j["variants"]["lgc"])
+        self.assertTrue(all(math.isfinite(s["value"]) for s in j["scores"]))
 
 
 if __name__ == "__main__":
