@@ -89,7 +89,10 @@ void flatten(const YAML::Node& n, const std::string& path, std::map<std::string,
   }
 }
 
-bool execution_key(const std::string& k) { return k == "threads" || k.rfind("execution", 0) == 0; }
+// Keys that change how the grid is computed, never what: a resumed run may change them.
+bool execution_key(const std::string& k) {
+  return k == "threads" || k.rfind("execution", 0) == 0 || k == "extract.lgc_memory_mb";
+}
 
 }  // namespace
 

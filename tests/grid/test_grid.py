@@ -333,10 +333,11 @@ class BadInput(unittest.TestCase):
         finally:
             kill_all(first)
         # The owner died: its lock is stale, and a changed config is refused by name.
-        changed = write_config(self.dir, **{"finetune.epochs": 7, "threads": 2})
+        changed = write_config(self.dir, **{"finetune.epochs": 7, "threads": 2, "extract.lgc_memory_mb": 64})
         r = run(2, changed, self.zoo, self.results, timeout=120)
         self.assertOneError(r, 2, "finetune.epochs (was 30, now 7)", "--fresh")
         self.assertNotIn("threads", r.stderr.split("zoobench: error: ")[1])
+        self.assertNotIn("lgc_memory_mb", r.stderr.split("zoobench: error: ")[1])
 
 
 if __name__ == "__main__":
