@@ -290,9 +290,10 @@ std::vector<std::string> reduce(const fs::path& target, const ReduceOptions& opt
     if (lrs.empty()) continue;
     auto mean_val = [&](double lr) { return val_by_lr[lr].first / val_by_lr[lr].second; };
     const double lo = *lrs.begin(), hi = *lrs.rbegin();
-    double at_edge = 0;
-    for (double lr : chosen_lr) at_edge += lrs.size() > 1 && (lr == lo || lr == hi);
-    const double edge_share = chosen_lr.empty() ? kNaN : at_edge / static_cast<double>(chosen_lr.size());
+    double at_top = 0, at_bottom = 0;
+    for (double lr : chosen_lr) at_top += lrs.size() > 1 && lr == hi, at_bottom += lrs.size() > 1 && lr == lo;
+    const double n_chosen = static_cast<double>(chosen_lr.size());
+    const double edge_share = chosen_lr.empty() ? kNaN : (at_top + at_bottom) / n_chosen;
     const double rise_hi = lrs.size() > 1 ? mean_val(hi) - mean_val(*std::next(lrs.rbegin())) : kNaN;
     const double rise_lo = lrs.size() > 1 ? mean_val(lo) - mean_val(*std::next(lrs.begin())) : kNaN;
     std::sort(chosen_train.begin(), chosen_train.end());
@@ -305,10 +306,16 @@ std::vector<std::string> reduce(const fs::path& target, const ReduceOptions& opt
     if (median_train < 0.95)
       warnings.push_back("task '" + t.name + "': the chosen fine-tunes reach a median training accuracy of " +
                          fmt(median_train, "%.2f") + " (< 0.95): the ground truth is not a converged fine-tune");
-    if (edge_share > 0.2 && std::max(std::isnan(rise_hi) ? 0 : rise_hi, std::isnan(rise_lo) ? 0 : rise_lo) > 0.01)
-      warnings.push_back("task '" + t.name + "': " + fmt(100 * edge_share, "%.0f") +
-                         " % of cells choose an edge of the lr grid while the mean validation accuracy still rises there (" +
-                         fmt(100 * std::max(rise_hi, rise_lo), "%.1f") + " points): widen the grid");
+    // Each edge on its own: cells piling up at the top lr say nothing about
+    // whether the accuracy still rises at the bottom one.
+    auto edge_warning = [&](const char* edge, double chosen_there, double rise) {
+      if (chosen_lr.empty() || chosen_there / n_chosen <= 0.2 || std::isnan(rise) || rise <= 0.01) return;
+      warnings.push_back("task '" + t.name + "': " + fmt(100 * chosen_there / n_chosen, "%.0f") + " % of cells choose the " +
+                         edge + " lr of the grid while the mean validation accuracy still rises there (" +
+                         fmt(100 * rise, "%.1f") + " points): widen the grid");
+    };
+    edge_warning("top", at_top, rise_hi);
+    edge_warning("bottom", at_bottom, rise_lo);
     if (se > 0.02)
       warnings.push_back("task '" + t.name + "': " + std::to_string(t.test) + " test images give a binomial standard error of " +
                          fmt(100 * se, "%.1f") + " points per cell (> 2)");

@@ -43,6 +43,8 @@ def make_results(path, seed=0):
             vals = rng.uniform(0.2, 0.9, len(LRS))
             if name == "A-5shot-s0":
                 vals = np.array([0.9, 0.5, 0.4])  # the top lr wins, and by far: an edge that binds
+            if name == "A-10shot-s1":
+                vals = np.array([0.3, 0.6, 0.8])  # the bottom edge binds
             for k, lr in enumerate(LRS):
                 train = 0.5 if name == "B-10shot-s1" else 1.0
                 ft.append(dict(model=m, task=name, shot=shot, seed=s, lr=lr, epochs=20, train_acc=train,
@@ -167,7 +169,11 @@ class Reduce(unittest.TestCase):
         acc = np.mean(self.cell("A-5shot-s0", "alpha")[1])
         self.assertAlmostEqual(num(checks["A-5shot-s0"]["binomial_se"]), math.sqrt(acc * (1 - acc) / 120), delta=1e-6)
         self.assertIn("task 'B-10shot-s1': the chosen fine-tunes reach a median training accuracy of 0.50", self.reduced.stderr)
-        self.assertIn("task 'A-5shot-s0': 100 % of cells choose an edge of the lr grid", self.reduced.stderr)
+        self.assertIn("task 'A-5shot-s0': 100 % of cells choose the top lr of the grid while the mean validation "
+                      "accuracy still rises there (40.0 points)", self.reduced.stderr)
+        self.assertIn("task 'A-10shot-s1': 100 % of cells choose the bottom lr of the grid while the mean validation "
+                      "accuracy still rises there (20.0 points)", self.reduced.stderr)
+        self.assertNotIn("task 'A-5shot-s0': 100 % of cells choose the bottom", self.reduced.stderr)
         self.assertIn("5-shot: mean over tasks and seeds", self.reduced.stdout)
         for name in ("correlations", "summary", "zoo_gain", "zoo_gain_by_shot", "costs", "ground_truth_checks"):
             self.assertTrue(os.path.getsize(os.path.join(self.tmp, "tables", name + ".md")) > 50, name)
