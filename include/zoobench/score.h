@@ -22,7 +22,15 @@ struct ScoreRow {
   std::string model, selector;
   double value = 0;
   double seconds = 0;  // the score itself plus the per-cell arrays it reads (features, sketches)
+  std::string note;    // why this value cannot rank the model (degenerate features, a saturated score), or empty
 };
+
+// Features whose relative spread ||F - mean||_F / ||F||_F is below this are
+// constant up to float rounding (float32 rounding alone gives about 1e-7;
+// features that carry any signal give 1e-2 and more): every score that reads
+// them would be decided by rounding, so such a model is ranked last instead.
+inline constexpr double kDegenerateSpread = 1e-5;
+double feature_spread(const at::Tensor& features);
 
 struct TaskScores {
   std::vector<CellArrays> cells;  // one per model, in zoo order
@@ -35,9 +43,13 @@ struct TaskScores {
 // over the zoo turns terms into scores).
 struct CellScore {
   CellArrays arrays;
-  std::vector<std::vector<double>> terms;  // per selector, in the scorer's order
+  std::vector<std::vector<double>> terms;  // per selector, in the scorer's order; {-inf} when ranked last
   std::vector<double> seconds;             // per selector: the score plus the per-cell arrays it reads
+  std::vector<std::string> notes;          // per selector: ScoreRow::note
+  double feature_spread = 0;
+  bool degenerate = false;                 // feature_spread < kDegenerateSpread
 };
+
 
 class ZooScorer {
  public:

@@ -46,12 +46,24 @@ class Selector {
   // the terms of every model to scores in combine(). For every other
   // selector terms = {score} and combine passes them through.
   virtual std::vector<double> terms(const SelectorInputs& in) const { return {score(in)}; }
+  // Why this score cannot rank models on these inputs, or empty: a score that
+  // sits at a limit it reaches by construction whatever the model (H-score =
+  // C - 1 once the features span the samples) would rank the zoo by rounding
+  // noise or by the order of ties. The value is kept; the ranking is not evidence.
+  virtual std::string saturation(const SelectorInputs& in, double value) const {
+    (void)in, (void)value;
+    return {};
+  }
   virtual std::vector<double> combine(const std::vector<std::vector<double>>& per_model) const {
     std::vector<double> out;
     for (const auto& t : per_model) out.push_back(t.at(0));
     return out;
   }
 };
+
+// Selector::combine over the models whose terms are all finite; a model
+// ranked last (terms {-inf}: degenerate features) keeps -inf.
+std::vector<double> combine_finite(const Selector& s, const std::vector<std::vector<double>>& per_model);
 
 // The registry: an unknown name throws listing every registered one.
 void register_selector(std::unique_ptr<Selector> s);

@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -121,9 +122,10 @@ void save_arrays(const fs::path& path, const ImageSet& set, const fs::path& data
     using T = h5::Table::Type;
     h5::Table table(f, "scores", {{"model", T::String, "zoo entry"}, {"selector", T::String, ""},
                                   {"value", T::Float64, "higher = better predicted transfer"},
-                                  {"seconds", T::Float64, "the score plus the per-cell arrays it reads"}});
+                                  {"seconds", T::Float64, "the score plus the per-cell arrays it reads"},
+                                  {"note", T::String, "why the value cannot rank the model (-inf: ranked last), or empty"}});
     for (auto* s : sels) table.group().set_attr("variant." + s->name(), scorer.variant(*s));
-    for (const auto& r : ts.rows) table.append({r.model, r.selector, r.value, r.seconds});
+    for (const auto& r : ts.rows) table.append({r.model, r.selector, r.value, r.seconds, r.note});
     table.flush();
   }
   atomic.commit();
@@ -177,7 +179,11 @@ int cmd_score(const Args& args) {
   // value[model][selector] and each selector's ranks over the zoo.
   const size_t nm = models.size(), ns = sels.size();
   std::vector<std::vector<double>> value(nm, std::vector<double>(ns)), secs = value;
-  for (size_t i = 0; i < ts.rows.size(); ++i) value[i / ns][i % ns] = ts.rows[i].value, secs[i / ns][i % ns] = ts.rows[i].seconds;
+  std::vector<std::vector<std::string>> note(nm, std::vector<std::string>(ns));
+  for (size_t i = 0; i < ts.rows.size(); ++i)
+    value[i / ns][i % ns] = ts.rows[i].value, secs[i / ns][i % ns] = ts.rows[i].seconds, note[i / ns][i % ns] = ts.rows[i].note;
+  // A saturated value ranks nothing (a tie broken by rounding); a degenerate model is ranked last.
+  auto saturated = [&](size_t m, size_t k) { return !note[m][k].empty() && std::isfinite(value[m][k]); };
   std::vector<std::vector<int>> rank(nm, std::vector<int>(ns));
   for (size_t k = 0; k < ns; ++k) {
     std::vector<double> col;
@@ -200,8 +206,14 @@ int cmd_score(const Args& args) {
     j["scores"] = nlohmann::json::array();
     for (size_t m = 0; m < nm; ++m)
       for (size_t k = 0; k < ns; ++k)
-        j["scores"].push_back({{"model", models[m]->name()}, {"selector", sels[k]->name()}, {"value", value[m][k]},
-                               {"rank", rank[m][k]}, {"seconds", secs[m][k]}});
+      {
+        nlohmann::json row = {{"model", models[m]->name()}, {"selector", sels[k]->name()}, {"value", value[m][k]},
+                              {"rank", rank[m][k]}, {"seconds", secs[m][k]}};
+        if (!std::isfinite(value[m][k])) row["value"] = nullptr;  // JSON has no -inf: ranked last, said by the note
+        if (saturated(m, k)) row["rank"] = nullptr;
+        if (!note[m][k].empty()) row["note"] = note[m][k];
+        j["scores"].push_back(row);
+      }
     if (ts.probe_features.defined())
       j["shared_seconds"]["probe_features"] = {{"model", scorer.probe()->name()}, {"seconds", ts.probe_seconds}};
     for (const auto& [name, s] : scorer.sources()) j["shared_seconds"]["source_class_means"][name] = s.seconds;
@@ -222,11 +234,21 @@ int cmd_score(const Args& args) {
   for (size_t m = 0; m < nm; ++m) {
     line = models[m]->name() + std::string(w0 - models[m]->name().size(), ' ');
     for (size_t k = 0; k < ns; ++k) {
-      std::string cell = cell_text(value[m][k]) + " (" + std::to_string(rank[m][k]) + ")";
+      std::string cell = !std::isfinite(value[m][k]) ? "degenerate (" + std::to_string(rank[m][k]) + ")"
+                         : saturated(m, k)             ? cell_text(value[m][k]) + " (-)"
+                                                       : cell_text(value[m][k]) + " (" + std::to_string(rank[m][k]) + ")";
       line += cell + std::string(w[k] > cell.size() ? w[k] - cell.size() : 1, ' ');
     }
     print_line(line);
   }
+  bool any_note = false;
+  for (size_t k = 0; k < ns; ++k)
+    for (size_t m = 0; m < nm; ++m)
+      if (!note[m][k].empty()) {
+        if (!any_note) std::cout << "\ncannot rank ((-): the score saturates; degenerate: ranked last)\n";
+        any_note = true;
+        std::cout << "  " << sels[k]->name() << ", " << models[m]->name() << ": " << note[m][k] << "\n";
+      }
   // Seconds of every score: the score itself plus the per-cell extraction it reads.
   std::cout << "\nseconds (each score plus the feature or sketch extraction it reads)\n";
   std::vector<double> total(ns, 0.0);

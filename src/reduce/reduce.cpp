@@ -166,12 +166,18 @@ std::vector<std::string> reduce(const fs::path& target, const ReduceOptions& opt
   Columns st = table(f, "scores"), ft = table(f, "finetune");
   auto s_model = st.text("model"), s_task = st.text("task"), s_sel = st.text("selector");
   auto s_val = st.num("value"), s_sec = st.num("seconds");
+  // note: absent before schema_version 4. A note on a finite value is a score
+  // at a limit it reaches by construction (docs/selectors.md): on that task the
+  // selector ranks nothing, so its rows are NaN and its averages leave the task out.
+  auto s_note = st.group.has("note") ? st.text("note") : std::vector<std::string>(s_val.size());
   std::vector<std::string> selectors;
   std::map<std::pair<std::string, std::string>, std::map<std::string, double>> score;  // (task, sel) -> model -> value
+  std::map<std::pair<std::string, std::string>, std::string> saturated;              // (task, sel) -> a model's note
   std::map<std::string, std::pair<double, double>> seconds;                           // sel -> (sum, count)
   for (size_t i = 0; i < s_val.size(); ++i) {
     if (std::find(selectors.begin(), selectors.end(), s_sel[i]) == selectors.end()) selectors.push_back(s_sel[i]);
     score[{s_task[i], s_sel[i]}][s_model[i]] = s_val[i];
+    if (!s_note[i].empty() && std::isfinite(s_val[i])) saturated.emplace(std::make_pair(s_task[i], s_sel[i]), s_model[i] + ": " + s_note[i]);
     seconds[s_sel[i]].first += s_sec[i];
     seconds[s_sel[i]].second += 1;
   }
@@ -188,9 +194,18 @@ std::vector<std::string> reduce(const fs::path& target, const ReduceOptions& opt
         v.push_back(it->second);
         acc.push_back(t.acc[m]);
       }
-      rows.push_back({&t, sel, spearman(v, acc), kendall_tau_b(v, acc), weighted_tau(v, acc), pearson(v, acc),
-                      selection(v, acc, t.generic_acc)});
+      if (saturated.count({t.name, sel}))
+        rows.push_back({&t, sel, kNaN, kNaN, kNaN, kNaN, Selection{}});
+      else
+        rows.push_back({&t, sel, spearman(v, acc), kendall_tau_b(v, acc), weighted_tau(v, acc), pearson(v, acc),
+                        selection(v, acc, t.generic_acc)});
     }
+  std::map<std::string, std::vector<std::string>> saturated_tasks;  // sel -> tasks
+  for (const auto& [key, note] : saturated) saturated_tasks[key.second].push_back(key.first);
+  for (const auto& [sel, names] : saturated_tasks)
+    notes.push_back("selector '" + sel + "' cannot rank the zoo on " + std::to_string(names.size()) + " of " +
+                    std::to_string(tasks.size()) + " tasks (first: '" + names.front() + "', " +
+                    saturated.at({names.front(), sel}) + "); they are left out of its averages");
   const std::vector<std::string> corr_header = {"task", "shot", "seed", "selector", "spearman", "kendall", "weighted_tau",
                                                 "pearson", "selections_to_best", "top1_gain", "top3_gain",
                                                 "regret_at_1", "regret_at_3", "relative_top1"};

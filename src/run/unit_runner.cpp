@@ -122,6 +122,7 @@ void UnitRunner::write_score(const Unit& u, store::ShardWriter& w) {
   CellScore cell = scorer_.score_cell(m, set(task.spec.dataset), task, probe,
                                       (needs & kNeedSourceDomain) ? &src : nullptr);
   auto& f = w.file();
+  f.set_attr("feature_spread", cell.feature_spread);
   {
     h5::Table terms(f, "terms", {{"selector", T::String, ""}, {"term", T::Int64, "index of the term (NCTI has 3)"},
                                  {"value", T::Float64, "raw per-model term; combine() over the zoo gives the score"}});
@@ -132,6 +133,7 @@ void UnitRunner::write_score(const Unit& u, store::ShardWriter& w) {
         terms.append({sels[k]->name(), static_cast<int64_t>(j), cell.terms[k][j]});
       secs.append({sels[k]->name(), cell.seconds[k]});
       f.set_attr("variant." + sels[k]->name(), scorer_.variant(*sels[k]));
+      if (!cell.notes[k].empty()) f.set_attr("note." + sels[k]->name(), cell.notes[k]);
     }
     terms.flush();
     secs.flush();

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 
 #include "zoobench/error.h"
 #include "zoobench/finetune.h"
@@ -23,7 +24,19 @@ std::string names_needing(const std::vector<const Selector*>& sels, unsigned bit
     if (x->needs() & bit) s += (s.empty() ? "" : ", ") + x->name();
   return s;
 }
+std::string sci(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1e", v);
+  return b;
+}
 }  // namespace
+
+double feature_spread(const at::Tensor& features) {
+  at::Tensor f = features.to(at::kDouble);
+  const double total = f.norm().item<double>();
+  if (!(total > 0)) return 0;
+  return (f - f.mean(0, true)).norm().item<double>() / total;
+}
 
 ZooScorer::ZooScorer(std::vector<const Selector*> selectors, std::vector<Model*> models, ExtractConfig extract,
                      FinetuneConfig finetune, std::filesystem::path data_dir, uint64_t seed)
@@ -111,15 +124,31 @@ CellScore ZooScorer::score_cell(Model& m, const ImageSet& set, const Task& task,
   }
   if ((needs_ & kNeedProbeFeatures) && probe.defined()) in.probe_features = probe.to(at::kDouble);
   const std::string who = "model '" + m.name() + "', task '" + task.spec.name + "'";
+  out.feature_spread = feature_spread(in.features);
+  out.degenerate = out.feature_spread < kDegenerateSpread;
+  const std::string degenerate_note = "degenerate features (relative spread " + sci(out.feature_spread) + " < " +
+                                      sci(kDegenerateSpread) + "): ranked last";
+  if (out.degenerate)
+    std::fprintf(stderr, "zoobench: warning: %s: the features are constant up to rounding (relative spread %s < %s); "
+                 "every score that reads them ranks this model last\n", who.c_str(), sci(out.feature_spread).c_str(),
+                 sci(kDegenerateSpread).c_str());
   for (const Selector* s : sels_) {
     validate_inputs(in, s->needs(), who + ", selector '" + s->name() + "'");
-    auto t0 = std::chrono::steady_clock::now();
-    std::vector<double> t = s->terms(in);
-    double sec = since(t0);
+    double sec = 0;
     if (s->needs() & (kNeedFeatures | kNeedSourceProbs)) sec += arr.seconds_features;  // one forward pass gives both
     if (s->needs() & kNeedGradSketch) sec += arr.seconds_sketch;
+    if (out.degenerate && (s->needs() & (kNeedFeatures | kNeedGradSketch))) {
+      out.terms.push_back({-std::numeric_limits<double>::infinity()});
+      out.seconds.push_back(sec);
+      out.notes.push_back(degenerate_note);
+      continue;
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<double> t = s->terms(in);
+    sec += since(t0);
     for (double x : t)
       if (!std::isfinite(x)) throw DataError(who + ": selector '" + s->name() + "' gave a non-finite score");
+    out.notes.push_back(t.size() == 1 ? s->saturation(in, t[0]) : std::string());
     out.terms.push_back(std::move(t));
     out.seconds.push_back(sec);
   }
@@ -136,21 +165,23 @@ TaskScores ZooScorer::score_task(const ImageSet& set, const Task& task) {
   // terms[selector][model]; zoo-relative selectors are combined once every model is in.
   std::vector<std::vector<std::vector<double>>> terms(sels_.size());
   std::vector<std::vector<double>> secs(sels_.size());
+  std::vector<std::vector<std::string>> notes(sels_.size());
   for (Model* m : models_) {
     const SourceSummary* src = (needs_ & kNeedSourceDomain) ? &source(*m) : nullptr;
     CellScore cell = score_cell(*m, set, task, out.probe_features, src);
     for (size_t k = 0; k < sels_.size(); ++k) {
       terms[k].push_back(std::move(cell.terms[k]));
       secs[k].push_back(cell.seconds[k]);
+      notes[k].push_back(cell.notes[k]);
     }
     out.cells.push_back(std::move(cell.arrays));
   }
   source_sets_.clear();  // every model's summary exists now: later tasks reuse those, not the images
   std::vector<std::vector<double>> values(sels_.size());
-  for (size_t k = 0; k < sels_.size(); ++k) values[k] = sels_[k]->combine(terms[k]);
+  for (size_t k = 0; k < sels_.size(); ++k) values[k] = combine_finite(*sels_[k], terms[k]);
   for (size_t m = 0; m < models_.size(); ++m)
     for (size_t k = 0; k < sels_.size(); ++k)
-      out.rows.push_back({models_[m]->name(), sels_[k]->name(), values[k][m], secs[k][m]});
+      out.rows.push_back({models_[m]->name(), sels_[k]->name(), values[k][m], secs[k][m], notes[k][m]});
   return out;
 }
 

@@ -1,6 +1,8 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <map>
 #include <mutex>
 
@@ -44,6 +46,19 @@ std::vector<const Selector*> selectors_from(const std::vector<std::string>& name
     const Selector* s = &selector(n);
     if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
   }
+  return out;
+}
+
+std::vector<double> combine_finite(const Selector& s, const std::vector<std::vector<double>>& per_model) {
+  std::vector<double> out(per_model.size(), -std::numeric_limits<double>::infinity());
+  std::vector<std::vector<double>> finite;
+  std::vector<size_t> where;
+  for (size_t m = 0; m < per_model.size(); ++m)
+    if (std::all_of(per_model[m].begin(), per_model[m].end(), [](double x) { return std::isfinite(x); }))
+      finite.push_back(per_model[m]), where.push_back(m);
+  if (finite.empty()) return out;
+  std::vector<double> v = s.combine(finite);
+  for (size_t i = 0; i < where.size(); ++i) out[where[i]] = v[i];
   return out;
 }
 

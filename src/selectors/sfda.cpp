@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <string>
 
 #include "zoobench/selector.h"
 
@@ -78,6 +79,15 @@ class Sfda : public Selector {
     Fit g = fit_stats(mixed, in.labels, c);
     at::Tensor p2 = predict(mixed, g, lambda);
     return p2.gather(1, in.labels.unsqueeze(1)).mean().item<double>();
+  }
+  // With D >= N - C the within-class scatter is singular; when lambda is tiny
+  // (features of large variance) the discriminant separates every training
+  // sample and the score is 1 up to rounding, whatever the model.
+  std::string saturation(const SelectorInputs& in, double value) const override {
+    const int64_t n = in.features.size(0), d = in.features.size(1);
+    if (d < n - in.classes || value < 1 - 1e-6) return {};
+    return "D = " + std::to_string(d) + " features >= N - C = " + std::to_string(n - in.classes) +
+           ": the within-class scatter is singular and SFDA = 1 for any model";
   }
 };
 

@@ -1,6 +1,8 @@
 // Every shard of an experiment into results/<exp>/results.h5: the layout of
 // a one-process run plus, on every unit's rows, who computed it and when.
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -89,7 +91,7 @@ fs::path merge(const fs::path& exp_dir, bool partial) {
   std::set<std::string> runs;
   {
     h5::File first = shard(first_done);
-    f.set_attr("schema_version", int64_t{3});
+    f.set_attr("schema_version", int64_t{4});
     f.set_attr("zoobench_version", ZOOBENCH_VERSION);
     f.set_attr("git_sha", ZOOBENCH_GIT_SHA);
     f.set_attr("created_utc", utc_now());
@@ -102,7 +104,9 @@ fs::path merge(const fs::path& exp_dir, bool partial) {
     h5::Table cells(f, "cells", with_key({}));
     h5::Table scores(f, "scores", plus_provenance(with_key({{"selector", T::String, "selector name"},
                                                    {"value", T::Float64, "score; higher = better predicted transfer"},
-                                                   {"seconds", T::Float64, "wall time of this score plus the per-cell arrays it reads (features, sketches)"}})));
+                                                   {"seconds", T::Float64, "wall time of this score plus the per-cell arrays it reads (features, sketches)"},
+                                                   {"note", T::String, "why the value cannot rank the model: degenerate features "
+                                                                       "(value -inf, ranked last) or a saturated score; empty otherwise"}})));
     h5::Table shared(f, "shared_costs", plus_provenance({{"what", T::String, "probe_features (per task) or source_class_means (per model)"},
                                                          {"model", T::String, "zoo entry"}, {"task", T::String, "task name, empty when per model"},
                                                          {"seconds", T::Float64, "shared by every score that reads it, not in /scores seconds"}}));
@@ -159,6 +163,7 @@ fs::path merge(const fs::path& exp_dir, bool partial) {
       // terms[selector][model] -> combine over the zoo
       std::vector<std::vector<std::vector<double>>> terms(sels.size(), std::vector<std::vector<double>>(M));
       std::vector<std::vector<double>> secs(sels.size(), std::vector<double>(M));
+      std::vector<std::vector<std::string>> notes(sels.size(), std::vector<std::string>(M));
       std::vector<Who> who(M);
       // A cell is merged when its score unit and every lr of its fine-tune are done.
       std::vector<size_t> present;
@@ -189,6 +194,7 @@ fs::path merge(const fs::path& exp_dir, bool partial) {
             if (snames[i] == sels[k]->name()) secs[k][m] = svals[i];
           if (terms[k][m].empty())
             throw DataError(s.filename().string() + ": no terms of selector '" + sels[k]->name() + "'");
+          if (s.has_attr("note." + sels[k]->name())) notes[k][m] = s.attr_string("note." + sels[k]->name());
         }
         if (s.has("arrays")) {
           h5::Group dst = h5::ensure_group(f, "features/" + model);
@@ -199,13 +205,13 @@ fs::path merge(const fs::path& exp_dir, bool partial) {
       for (size_t k = 0; k < sels.size(); ++k) {
         std::vector<std::vector<double>> merged;  // the present models' terms, in zoo order
         for (size_t m : present) merged.push_back(terms[k][m]);
-        values[k] = sels[k]->combine(merged);
+        values[k] = combine_finite(*sels[k], merged);
       }
       for (size_t i = 0; i < present.size(); ++i)
         for (size_t k = 0; k < sels.size(); ++k) {
           const size_t m = present[i];
           scores.append({plan.models[m].name, task.name, task.shot, task.seed, sels[k]->name(), values[k][i], secs[k][m],
-                         who[m].rank, who[m].host, who[m].started_utc, who[m].seconds});
+                         notes[k][m], who[m].rank, who[m].host, who[m].started_utc, who[m].seconds});
         }
       for (size_t m : present) {
         const std::string& model = plan.models[m].name;
@@ -264,6 +270,7 @@ fs::path merge(const fs::path& exp_dir, bool partial) {
     auto read_col = [&](const char* table, const char* col) { return f.open_group(table).dataset(col); };
     auto s_task = read_col("scores", "task").read_strings(), s_sel = read_col("scores", "selector").read_strings();
     auto s_val = read_col("scores", "value").read<double>();
+    auto s_note = read_col("scores", "note").read_strings();
     auto g_task = read_col("ground_truth", "task").read_strings(), g_model = read_col("ground_truth", "model").read_strings();
     auto g_acc = read_col("ground_truth", "test_acc").read<double>();
     h5::Group tables = f.create_group("tables");
@@ -282,11 +289,16 @@ fs::path merge(const fs::path& exp_dir, bool partial) {
       if (acc.empty()) continue;
       for (const auto& sel : plan.selectors) {
         std::map<std::string, double> by_model;
+        bool saturated = false;  // a value at a limit reached by construction ranks nothing
         for (size_t i = 0; i < s_task.size(); ++i)
-          if (s_task[i] == task.name && s_sel[i] == sel) by_model[g_score_model[i]] = s_val[i];
+          if (s_task[i] == task.name && s_sel[i] == sel) {
+            by_model[g_score_model[i]] = s_val[i];
+            saturated = saturated || (!s_note[i].empty() && std::isfinite(s_val[i]));
+          }
         std::vector<double> v;
         for (const auto& n : names) v.push_back(by_model.at(n));
-        rho_t.append({task.name, sel, spearman(v, acc), static_cast<int64_t>(names.size())});
+        rho_t.append({task.name, sel, saturated ? std::numeric_limits<double>::quiet_NaN() : spearman(v, acc),
+                      static_cast<int64_t>(names.size())});
       }
       size_t best = static_cast<size_t>(std::max_element(acc.begin(), acc.end()) - acc.begin());
       for (size_t i = 0; i < names.size(); ++i)

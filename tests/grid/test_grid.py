@@ -146,7 +146,7 @@ class Grid(unittest.TestCase):
         self.assertEqual(len(units["unit"]), 12)
         self.assertEqual(len(set(units["unit"])), 12)
         self.assertIn("finetune/generic/opencv-digits/0.03", set(units["unit"]))
-        self.assertEqual(f.attrs["schema_version"], 3)
+        self.assertEqual(f.attrs["schema_version"], 4)
         self.assertIn("tasks:", f.attrs["config_yaml"])
         shards = glob.glob(os.path.join(os.path.dirname(self.runs[2][1]), "shards", "*", "*.h5"))
         self.assertEqual(len(shards), 12)

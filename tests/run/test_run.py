@@ -78,7 +78,7 @@ class TinyRun(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("10-shot: mean over tasks and seeds", r.stdout)
         with h5py.File(os.path.join(exp, "results.h5"), "r") as f:
-            self.assertEqual(f.attrs["schema_version"], 3)
+            self.assertEqual(f.attrs["schema_version"], 4)
             self.assertEqual(sorted(table(f["models"])["kind"]), ["expert", "generic"])
             corr = table(f["tables/correlations"])
             self.assertEqual(len(corr["spearman"]), 2 * 4)  # 2 tasks x 4 selectors

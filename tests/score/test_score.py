@@ -205,6 +205,66 @@ class Score(unittest.TestCase):
         self.assertIn("external-small=dense:body.4.weight", j["variants"]["lgc"])
         self.assertTrue(all(math.isfinite(s["value"]) for s in j["scores"]))
 
+    def test_degenerate_model_ranks_last_and_saturated_scores_rank_nothing(self):
+        # A TorchScript entry whose features are constant up to float rounding
+        # (relative spread about 1e-6, as MobileNet-V3-Small's at 32 x 32), beside
+        # the tiny zoo; 3 shots give N = 30 samples, so the CNNs' 32 features span
+        # them and H-score is C - 1 by construction.
+        import torch
+
+        class Constant(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.proj = torch.nn.Parameter(torch.randn(16, 16, generator=torch.Generator().manual_seed(0)))
+                self.head = torch.nn.Linear(16, 3)
+
+            @torch.jit.export
+            def features(self, x: torch.Tensor) -> torch.Tensor:
+                return 2.0 + 1e-6 * (x.flatten(1)[:, :16] @ self.proj)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return self.head(self.features(x))
+
+        zoo = os.path.dirname(self.manifest)
+        torch.jit.script(Constant()).save(os.path.join(zoo, "constant.pt"))
+        with open(self.manifest) as fh:
+            doc = yaml.safe_load(fh)
+        doc["models"].append(dict(name="constant", format="torchscript", kind="external", weights="constant.pt",
+                                  in_channels=1, input_size=32, mean=[0.5], std=[0.25], source_domains=["synthetic"],
+                                  source_classes=["a", "b", "c"], features_method="features", logits_method="forward"))
+        manifest = os.path.join(zoo, "with-constant.yaml")
+        with open(manifest, "w") as fh:
+            yaml.safe_dump(doc, fh)
+        sels = "lfc,knn,hscore,sfda,ncti,lgc,leep"
+        args = ["score", "--zoo", manifest, "--data", self.target, "--selectors", sels, "--task-spec", "{shots: 3}",
+                "--threads", "2"]
+        r = run(*args, "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("zoobench: warning: model 'constant'", r.stderr)
+        self.assertIn("the features are constant up to rounding", r.stderr)
+        rows = {(s["model"], s["selector"]): s for s in json.loads(r.stdout)["scores"]}
+        for sel in ("lfc", "knn", "hscore", "sfda", "ncti", "lgc"):
+            row = rows[("constant", sel)]
+            self.assertIsNone(row["value"], sel)
+            self.assertEqual(row["rank"], 4, sel)
+            self.assertTrue(row["note"].startswith("degenerate features (relative spread"), row)
+        self.assertTrue(math.isfinite(rows[("constant", "leep")]["value"]))  # source probabilities, not features
+        self.assertNotIn("note", rows[("constant", "leep")])
+        for m in ("mnist-cnn", "optdigits-cnn"):
+            row = rows[(m, "hscore")]
+            self.assertAlmostEqual(row["value"], 9.0, delta=1e-5)
+            self.assertIsNone(row["rank"])
+            self.assertIn("D = 32 features >= N - 1 = 29 samples: H-score = C - 1 for any model", row["note"])
+        self.assertNotIn("note", rows[("generic", "hscore")])  # 16 features do not span 30 samples
+        self.assertEqual(sorted(rows[(m, "lfc")]["rank"] for m in MODELS), [1, 2, 3])
+        r = run(*args)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        table = {l.split()[0]: l for l in r.stdout.splitlines()[2:6]}
+        self.assertIn("degenerate (4)", table["constant"])
+        self.assertIn("9.0000 (-)", table["mnist-cnn"])
+        self.assertIn("cannot rank ((-): the score saturates; degenerate: ranked last)", r.stdout)
+        self.assertIn("  hscore, mnist-cnn: D = 32 features >= N - 1 = 29 samples", r.stdout)
+
 
 if __name__ == "__main__":
     unittest.main()

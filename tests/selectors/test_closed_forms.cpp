@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
 
 #include "zoobench/error.h"
 #include "zoobench/reduce.h"
@@ -211,4 +214,41 @@ TEST(Registry, TheEighteenScores) {
                         "sfda", "parc", "knn", "linear_probe", "rsa", "dds", "domain_similarity", "ncti"})
     EXPECT_NO_THROW(selector(n)) << n;
   EXPECT_EQ(all_selectors().size(), 18u);
+}
+
+// Once the features span the samples, H-score is C - 1 and SFDA 1 for any
+// features: the scores say so instead of ranking a zoo by rounding.
+TEST(Saturation, HScoreAndSfdaAtTheirLimitsSaySo) {
+  const Selector &h = selector("hscore"), &sfda = selector("sfda");
+  SelectorInputs wide = clusters(50, 64, 10, 0.0, 3);  // D = 64 >= N - 1 = 49: pure noise, no class signal
+  const double hv = h.score(wide), sv = sfda.score(wide);
+  EXPECT_NEAR(hv, 9.0, 1e-8);
+  EXPECT_NEAR(sv, 1.0, 1e-6);
+  EXPECT_NE(h.saturation(wide, hv).find("H-score = C - 1 for any model"), std::string::npos) << h.saturation(wide, hv);
+  EXPECT_NE(sfda.saturation(wide, sv).find("SFDA = 1 for any model"), std::string::npos) << sfda.saturation(wide, sv);
+  // Small-variance features keep SFDA's ridge large: D >= N - C, but the score still ranks.
+  SelectorInputs faint = wide;
+  faint.features = wide.features * 0.1;
+  const double sv_faint = sfda.score(faint);
+  EXPECT_LT(sv_faint, 0.99);
+  EXPECT_EQ(sfda.saturation(faint, sv_faint), "");
+  SelectorInputs narrow = clusters(200, 16, 10, 1.0, 4);
+  EXPECT_EQ(h.saturation(narrow, h.score(narrow)), "");
+  EXPECT_EQ(sfda.saturation(narrow, sfda.score(narrow)), "");
+  for (const Selector* s : all_selectors())  // the rest never saturate by construction
+    if (s->name() != "hscore" && s->name() != "sfda")
+      EXPECT_EQ(s->saturation(wide, 9.0), "") << s->name();
+}
+
+TEST(CombineFinite, ModelsRankedLastKeepMinusInfinity) {
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<std::vector<double>> terms = {{1.0, 2.0, 3.0}, {-inf}, {2.0, 1.0, 0.5}, {0.5, 0.5, 0.5}};
+  std::vector<double> v = combine_finite(selector("ncti"), terms);
+  std::vector<double> direct = selector("ncti").combine({terms[0], terms[2], terms[3]});
+  ASSERT_EQ(v.size(), 4u);
+  EXPECT_EQ(v[1], -inf);
+  EXPECT_DOUBLE_EQ(v[0], direct[0]);
+  EXPECT_DOUBLE_EQ(v[2], direct[1]);
+  EXPECT_DOUBLE_EQ(v[3], direct[2]);
+  EXPECT_EQ(combine_finite(selector("lfc"), {{-inf}, {-inf}}), (std::vector<double>{-inf, -inf}));
 }
