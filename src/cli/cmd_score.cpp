@@ -182,8 +182,13 @@ int cmd_score(const Args& args) {
   std::vector<std::vector<std::string>> note(nm, std::vector<std::string>(ns));
   for (size_t i = 0; i < ts.rows.size(); ++i)
     value[i / ns][i % ns] = ts.rows[i].value, secs[i / ns][i % ns] = ts.rows[i].seconds, note[i / ns][i % ns] = ts.rows[i].note;
-  // A saturated value ranks nothing (a tie broken by rounding); a degenerate model is ranked last.
-  auto saturated = [&](size_t m, size_t k) { return !note[m][k].empty() && std::isfinite(value[m][k]); };
+  // A selector that saturates on one model ranks nothing on this task (that
+  // model's value sits at its limit by construction, above or among the
+  // others by rounding), as `reduce` judges it; a degenerate model is ranked last.
+  std::vector<bool> saturated_sel(ns, false);
+  for (size_t m = 0; m < nm; ++m)
+    for (size_t k = 0; k < ns; ++k) saturated_sel[k] = saturated_sel[k] || (!note[m][k].empty() && std::isfinite(value[m][k]));
+  auto saturated = [&](size_t m, size_t k) { return saturated_sel[k] && std::isfinite(value[m][k]); };
   std::vector<std::vector<int>> rank(nm, std::vector<int>(ns));
   for (size_t k = 0; k < ns; ++k) {
     std::vector<double> col;
@@ -245,7 +250,7 @@ int cmd_score(const Args& args) {
   for (size_t k = 0; k < ns; ++k)
     for (size_t m = 0; m < nm; ++m)
       if (!note[m][k].empty()) {
-        if (!any_note) std::cout << "\ncannot rank ((-): the score saturates; degenerate: ranked last)\n";
+        if (!any_note) std::cout << "\ncannot rank ((-): the score saturates on this task; degenerate: ranked last)\n";
         any_note = true;
         std::cout << "  " << sels[k]->name() << ", " << models[m]->name() << ": " << note[m][k] << "\n";
       }

@@ -1,6 +1,7 @@
 // The summary a run prints: Spearman's rho of every selector on every task,
 // the best model and its gain over the generic one, read from results.h5.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <map>
@@ -60,6 +61,9 @@ void print_summary(const std::filesystem::path& results_h5) {
     }
     std::cout << row << "\n";
   }
+  if (std::any_of(values.begin(), values.end(), [](double v) { return std::isnan(v); }))
+    std::cout << "(nan: the score is constant over the zoo, or saturates on the task and cannot rank it; "
+                 "see docs/selectors.md)\n";
 }
 
 }  // namespace zoobench

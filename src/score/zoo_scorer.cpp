@@ -124,23 +124,35 @@ CellScore ZooScorer::score_cell(Model& m, const ImageSet& set, const Task& task,
   }
   if ((needs_ & kNeedProbeFeatures) && probe.defined()) in.probe_features = probe.to(at::kDouble);
   const std::string who = "model '" + m.name() + "', task '" + task.spec.name + "'";
+  // Each score is judged on the array it reads: the features, or (LGC) the
+  // gradient sketch, which can vary with the input while the features do not.
   out.feature_spread = feature_spread(in.features);
   out.degenerate = out.feature_spread < kDegenerateSpread;
-  const std::string degenerate_note = "degenerate features (relative spread " + sci(out.feature_spread) + " < " +
-                                      sci(kDegenerateSpread) + "): ranked last";
-  if (out.degenerate)
+  const double sketch_spread = in.grad_sketch.defined() ? feature_spread(in.grad_sketch) : 1.0;
+  auto degenerate_note = [](const char* what, double spread) {
+    return std::string("degenerate ") + what + " (relative spread " + sci(spread) + " < " + sci(kDegenerateSpread) +
+           "): ranked last";
+  };
+  if (out.degenerate && (needs_ & kNeedFeatures))
     std::fprintf(stderr, "zoobench: warning: %s: the features are constant up to rounding (relative spread %s < %s); "
                  "every score that reads them ranks this model last\n", who.c_str(), sci(out.feature_spread).c_str(),
+                 sci(kDegenerateSpread).c_str());
+  if (sketch_spread < kDegenerateSpread)
+    std::fprintf(stderr, "zoobench: warning: %s: the gradient sketches are constant up to rounding (relative spread "
+                 "%s < %s); LGC ranks this model last\n", who.c_str(), sci(sketch_spread).c_str(),
                  sci(kDegenerateSpread).c_str());
   for (const Selector* s : sels_) {
     validate_inputs(in, s->needs(), who + ", selector '" + s->name() + "'");
     double sec = 0;
     if (s->needs() & (kNeedFeatures | kNeedSourceProbs)) sec += arr.seconds_features;  // one forward pass gives both
     if (s->needs() & kNeedGradSketch) sec += arr.seconds_sketch;
-    if (out.degenerate && (s->needs() & (kNeedFeatures | kNeedGradSketch))) {
+    const bool flat_features = out.degenerate && (s->needs() & kNeedFeatures);
+    const bool flat_sketch = sketch_spread < kDegenerateSpread && (s->needs() & kNeedGradSketch);
+    if (flat_features || flat_sketch) {
       out.terms.push_back({-std::numeric_limits<double>::infinity()});
       out.seconds.push_back(sec);
-      out.notes.push_back(degenerate_note);
+      out.notes.push_back(flat_features ? degenerate_note("features", out.feature_spread)
+                                        : degenerate_note("gradient sketches", sketch_spread));
       continue;
     }
     auto t0 = std::chrono::steady_clock::now();

@@ -50,11 +50,12 @@ class TinyRun(unittest.TestCase):
             cells, scores, ft, gt = (table(f[k]) for k in ("cells", "scores", "finetune", "ground_truth"))
             self.assertEqual(sorted(cells), ["model", "seed", "shot", "task"])
             self.assertEqual(len(cells["model"]), 4)  # 2 models x 2 tasks
-            self.assertEqual(sorted(scores), ["host", "model", "rank", "seconds", "seed", "selector", "shot",
-                                              "started_utc", "task", "unit_seconds", "value"])
+            self.assertEqual(sorted(scores), ["host", "model", "note", "rank", "seconds", "seed", "selector",
+                                              "shot", "started_utc", "task", "unit_seconds", "value"])
             self.assertEqual(len(scores["value"]), 4 * 4)  # x 4 selectors
             self.assertEqual(sorted(set(scores["selector"])), ["knn", "leep", "lfc", "lgc"])
             self.assertTrue(np.isfinite(scores["value"]).all())
+            self.assertEqual(set(scores["note"]), {""})  # no degenerate features, no saturated score here
             self.assertEqual(f["scores"].attrs["variant.lfc"], "pearson-global-mean-gram-free")
             # LGC's value depends on the sketch: m, K and the seed are part of its variant.
             self.assertEqual(f["scores"].attrs["variant.lgc"], "ntk-trace-kronecker-sketch;m=2;K=256;seed=0")
