@@ -163,7 +163,12 @@ Shrunk ledoit_wolf(const at::Tensor& x_in) {
   double beta = (beta_ / n - delta_) / (d * n);
   const double delta = (delta_ - 2 * mu * trace_terms.sum().item<double>() + d * mu * mu) / d;
   beta = std::min(beta, delta);
-  const double alpha = beta == 0 ? 0.0 : std::clamp(beta / delta, 0.0, 1.0);
+  // When S already is its target (one feature, or an isotropic S) delta is 0
+  // up to rounding, and beta / delta would be rounding noise over rounding
+  // noise (1 in one sample order, 0 in another): no shrinkage, as
+  // scikit-learn's ledoit_wolf does for one feature.
+  const bool at_target = x.size(1) == 1 || delta <= 1e-12 * mu * mu;
+  const double alpha = beta == 0 || at_target ? 0.0 : std::clamp(beta / delta, 0.0, 1.0);
   return {(1 - alpha) * s + alpha * mu * at::eye(x.size(1), at::kDouble), alpha};
 }
 
