@@ -6,6 +6,7 @@
 #include "zoobench/error.h"
 #include "zoobench/extract.h"
 #include "zoobench/h5.h"
+#include "zoobench/h5_tensor.h"
 #include "zoobench/model.h"
 #include "zoobench/task.h"
 
@@ -14,14 +15,6 @@ using namespace zoobench;
 namespace {
 
 std::string error_of(const std::function<void()>& f) { return zbtest::error_of<Error>(f); }
-
-at::Tensor read_tensor(const h5::File& f, const std::string& name) {
-  auto d = f.dataset(name);
-  std::vector<int64_t> shape;
-  for (auto s : d.shape()) shape.push_back(static_cast<int64_t>(s));
-  auto v = d.read<float>();
-  return torch::tensor(v).view(shape);
-}
 
 // A built-in model saved to `dir`, with its manifest entry.
 struct Builtin {
@@ -59,9 +52,9 @@ TEST(TorchScript, FeaturesAndLogitsMatchPython) {
   ASSERT_EQ(m.entries.size(), 1u);
   auto model = load_model(m, m.entries[0]);
   h5::File ref = h5::File::open(d / "reference.h5");
-  at::Tensor x = read_tensor(ref, "input");
-  EXPECT_LE((model->features(x) - read_tensor(ref, "features")).abs().max().item<float>(), 1e-5);
-  EXPECT_LE((model->logits(x) - read_tensor(ref, "logits")).abs().max().item<float>(), 1e-5);
+  at::Tensor x = h5::read_matrix(ref, "input");
+  EXPECT_LE((model->features(x) - h5::read_matrix(ref, "features")).abs().max().item<float>(), 1e-5);
+  EXPECT_LE((model->logits(x) - h5::read_matrix(ref, "logits")).abs().max().item<float>(), 1e-5);
   EXPECT_EQ(model->feature_dim(), 16);
   auto tune = model->finetune_copy(4, 0);
   EXPECT_EQ(tune->forward(x).sizes(), (std::vector<int64_t>{6, 4}));

@@ -11,6 +11,7 @@
 #include "zoo/nets.h"
 #include "zoobench/error.h"
 #include "zoobench/h5.h"
+#include "zoobench/h5_tensor.h"
 #include "zoobench/model.h"
 
 using namespace zoobench;
@@ -18,13 +19,6 @@ using namespace zoobench;
 namespace {
 
 std::string error_of(const std::function<void()>& f) { return zbtest::error_of<Error>(f); }
-
-at::Tensor read_tensor(const h5::File& f, const std::string& name) {
-  auto d = f.dataset(name);
-  std::vector<int64_t> shape;
-  for (auto s : d.shape()) shape.push_back(static_cast<int64_t>(s));
-  return torch::tensor(d.read<float>()).view(shape);
-}
 
 void export_model(const zbtest::TempDir& d, const std::string& flags) {
   ASSERT_EQ(zbtest::run_python(std::string(ZB_SOURCE_DIR) + "/tools/export_torchscript.py " + d.path().string() + " " +
@@ -158,14 +152,14 @@ TEST(ScriptInput, ResizedLikeTorchvision) {
   ASSERT_EQ(man.entries[0].input_size, 64);
   auto model = load_model(man, man.entries[0]);
   h5::File ref = h5::File::open(d / "reference.h5");
-  at::Tensor x = read_tensor(ref, "input");
+  at::Tensor x = h5::read_matrix(ref, "input");
   ASSERT_EQ(x.size(-1), 32);
   at::Tensor resized = resize_to_input(x, 64);
-  EXPECT_LE((resized - read_tensor(ref, "resized")).abs().max().item<float>(), 1e-6f);
-  at::Tensor f = model->features(x), want = read_tensor(ref, "features");
+  EXPECT_LE((resized - h5::read_matrix(ref, "resized")).abs().max().item<float>(), 1e-6f);
+  at::Tensor f = model->features(x), want = h5::read_matrix(ref, "features");
   EXPECT_EQ(f.sizes(), want.sizes());
   EXPECT_LE((f - want).abs().max().item<float>(), 1e-5f * want.abs().max().item<float>());
-  at::Tensor z = model->logits(x), zwant = read_tensor(ref, "logits");
+  at::Tensor z = model->logits(x), zwant = h5::read_matrix(ref, "logits");
   EXPECT_LE((z - zwant).abs().max().item<float>(), 1e-5f * zwant.abs().max().item<float>());
   EXPECT_EQ(model->sketch_target(), "dense:body.layer4.1.conv2.weight");
   // Shrinking uses the widened (antialiasing) filter: not plain bilinear.
