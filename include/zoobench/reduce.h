@@ -1,5 +1,6 @@
 // Judging selectors against the ground truth.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <limits>
@@ -7,6 +8,11 @@
 #include <vector>
 
 namespace zoobench {
+
+// A score row's note on a finite value: the selector sits at a limit it
+// reaches by construction (docs/selectors.md), so on that task it ranks
+// nothing. A note on -inf is a degenerate model, ranked last, not this.
+inline bool saturated_score(const std::string& note, double value) { return !note.empty() && std::isfinite(value); }
 
 // Ranks from 1, ties get their average rank.
 std::vector<double> average_ranks(const std::vector<double>& v);

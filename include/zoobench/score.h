@@ -46,10 +46,8 @@ struct CellScore {
   std::vector<std::vector<double>> terms;  // per selector, in the scorer's order; {-inf} when ranked last
   std::vector<double> seconds;             // per selector: the score plus the per-cell arrays it reads
   std::vector<std::string> notes;          // per selector: ScoreRow::note
-  double feature_spread = 0;
-  bool degenerate = false;                 // feature_spread < kDegenerateSpread
+  double feature_spread = 0;              // degenerate below kDegenerateSpread
 };
-
 
 class ZooScorer {
  public:

@@ -18,6 +18,7 @@
 #include "zoobench/h5_tensor.h"
 #include "zoobench/io.h"
 #include "zoobench/loader.h"
+#include "zoobench/reduce.h"
 #include "zoobench/score.h"
 #include "zoobench/task.h"
 #include "zoobench/version.h"
@@ -187,7 +188,7 @@ int cmd_score(const Args& args) {
   // others by rounding), as `reduce` judges it; a degenerate model is ranked last.
   std::vector<bool> saturated_sel(ns, false);
   for (size_t m = 0; m < nm; ++m)
-    for (size_t k = 0; k < ns; ++k) saturated_sel[k] = saturated_sel[k] || (!note[m][k].empty() && std::isfinite(value[m][k]));
+    for (size_t k = 0; k < ns; ++k) saturated_sel[k] = saturated_sel[k] || saturated_score(note[m][k], value[m][k]);
   auto saturated = [&](size_t m, size_t k) { return saturated_sel[k] && std::isfinite(value[m][k]); };
   std::vector<std::vector<int>> rank(nm, std::vector<int>(ns));
   for (size_t k = 0; k < ns; ++k) {
@@ -210,8 +211,7 @@ int cmd_score(const Args& args) {
     for (auto* s : sels) j["variants"][s->name()] = scorer.variant(*s);
     j["scores"] = nlohmann::json::array();
     for (size_t m = 0; m < nm; ++m)
-      for (size_t k = 0; k < ns; ++k)
-      {
+      for (size_t k = 0; k < ns; ++k) {
         nlohmann::json row = {{"model", models[m]->name()}, {"selector", sels[k]->name()}, {"value", value[m][k]},
                               {"rank", rank[m][k]}, {"seconds", secs[m][k]}};
         if (!std::isfinite(value[m][k])) row["value"] = nullptr;  // JSON has no -inf: ranked last, said by the note

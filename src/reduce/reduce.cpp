@@ -177,7 +177,7 @@ std::vector<std::string> reduce(const fs::path& target, const ReduceOptions& opt
   for (size_t i = 0; i < s_val.size(); ++i) {
     if (std::find(selectors.begin(), selectors.end(), s_sel[i]) == selectors.end()) selectors.push_back(s_sel[i]);
     score[{s_task[i], s_sel[i]}][s_model[i]] = s_val[i];
-    if (!s_note[i].empty() && std::isfinite(s_val[i])) saturated.emplace(std::make_pair(s_task[i], s_sel[i]), s_model[i] + ": " + s_note[i]);
+    if (saturated_score(s_note[i], s_val[i])) saturated.emplace(std::make_pair(s_task[i], s_sel[i]), s_model[i] + ": " + s_note[i]);
     seconds[s_sel[i]].first += s_sec[i];
     seconds[s_sel[i]].second += 1;
   }

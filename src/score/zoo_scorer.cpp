@@ -127,32 +127,30 @@ CellScore ZooScorer::score_cell(Model& m, const ImageSet& set, const Task& task,
   // Each score is judged on the array it reads: the features, or (LGC) the
   // gradient sketch, which can vary with the input while the features do not.
   out.feature_spread = feature_spread(in.features);
-  out.degenerate = out.feature_spread < kDegenerateSpread;
   const double sketch_spread = in.grad_sketch.defined() ? feature_spread(in.grad_sketch) : 1.0;
+  const bool flat_features = out.feature_spread < kDegenerateSpread, flat_sketch = sketch_spread < kDegenerateSpread;
   auto degenerate_note = [](const char* what, double spread) {
     return std::string("degenerate ") + what + " (relative spread " + sci(spread) + " < " + sci(kDegenerateSpread) +
            "): ranked last";
   };
-  if (out.degenerate && (needs_ & kNeedFeatures))
-    std::fprintf(stderr, "zoobench: warning: %s: the features are constant up to rounding (relative spread %s < %s); "
-                 "every score that reads them ranks this model last\n", who.c_str(), sci(out.feature_spread).c_str(),
-                 sci(kDegenerateSpread).c_str());
-  if (sketch_spread < kDegenerateSpread)
-    std::fprintf(stderr, "zoobench: warning: %s: the gradient sketches are constant up to rounding (relative spread "
-                 "%s < %s); LGC ranks this model last\n", who.c_str(), sci(sketch_spread).c_str(),
-                 sci(kDegenerateSpread).c_str());
+  auto warn = [&](const char* what, double spread, const char* who_ranks) {
+    std::fprintf(stderr, "zoobench: warning: %s: the %s are constant up to rounding (relative spread %s < %s); %s\n",
+                 who.c_str(), what, sci(spread).c_str(), sci(kDegenerateSpread).c_str(), who_ranks);
+  };
+  if (flat_features && (needs_ & kNeedFeatures))
+    warn("features", out.feature_spread, "every score that reads them ranks this model last");
+  if (flat_sketch) warn("gradient sketches", sketch_spread, "LGC ranks this model last");
   for (const Selector* s : sels_) {
     validate_inputs(in, s->needs(), who + ", selector '" + s->name() + "'");
     double sec = 0;
     if (s->needs() & (kNeedFeatures | kNeedSourceProbs)) sec += arr.seconds_features;  // one forward pass gives both
     if (s->needs() & kNeedGradSketch) sec += arr.seconds_sketch;
-    const bool flat_features = out.degenerate && (s->needs() & kNeedFeatures);
-    const bool flat_sketch = sketch_spread < kDegenerateSpread && (s->needs() & kNeedGradSketch);
-    if (flat_features || flat_sketch) {
+    const bool reads_flat_features = flat_features && (s->needs() & kNeedFeatures);
+    if (reads_flat_features || (flat_sketch && (s->needs() & kNeedGradSketch))) {
       out.terms.push_back({-std::numeric_limits<double>::infinity()});
       out.seconds.push_back(sec);
-      out.notes.push_back(flat_features ? degenerate_note("features", out.feature_spread)
-                                        : degenerate_note("gradient sketches", sketch_spread));
+      out.notes.push_back(reads_flat_features ? degenerate_note("features", out.feature_spread)
+                                              : degenerate_note("gradient sketches", sketch_spread));
       continue;
     }
     auto t0 = std::chrono::steady_clock::now();

@@ -1,7 +1,6 @@
 // Every shard of an experiment into results/<exp>/results.h5: the layout of
 // a one-process run plus, on every unit's rows, who computed it and when.
 #include <algorithm>
-#include <cmath>
 #include <limits>
 #include <map>
 #include <set>
@@ -293,7 +292,7 @@ fs::path merge(const fs::path& exp_dir, bool partial) {
         for (size_t i = 0; i < s_task.size(); ++i)
           if (s_task[i] == task.name && s_sel[i] == sel) {
             by_model[g_score_model[i]] = s_val[i];
-            saturated = saturated || (!s_note[i].empty() && std::isfinite(s_val[i]));
+            saturated = saturated || saturated_score(s_note[i], s_val[i]);
           }
         std::vector<double> v;
         for (const auto& n : names) v.push_back(by_model.at(n));
