@@ -16,7 +16,8 @@ is the input to the model's last nn.Linear, which becomes the head that
 `forward` applies; the split is checked against the original model. Inputs are
 resized to S x S (default 224) and ImageNet-normalised.
 
-Both write OUT_DIR/model.pt (methods `features` -> N x D, `forward` -> N x C),
+Both write OUT_DIR/model.pt (methods `features` -> N x D, `forward` -> N x C;
+the torchvision form adds `features_and_logits`, both from one forward pass),
 OUT_DIR/manifest.yaml (one `format: torchscript` entry) and OUT_DIR/reference.h5
 ("input": 6 x channels x 32 x 32 in [0, 1] and the model's "features" and
 "logits" for it; the torchvision form adds "resized" when S != 32). Its errors
@@ -28,6 +29,7 @@ import json
 import os
 import sys
 import warnings
+from typing import Tuple
 
 import h5py
 import numpy as np
@@ -115,12 +117,22 @@ class Exported(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
+    # What extraction calls: both outputs from one pass through the body.
+    @torch.jit.export
+    def features_and_logits(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        f = self.body(x)
+        return f, self.head(f)
+
 
 class Traceable(Exported):
     # torch.jit.trace_module scripts @torch.jit.export methods, and scripting
-    # is what failed when tracing is tried, so `features` must not carry it.
+    # is what failed when tracing is tried, so the methods must not carry it.
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
+
+    def features_and_logits(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        f = self.body(x)
+        return f, self.head(f)
 
 
 def fail(msg, code=2):
@@ -199,7 +211,8 @@ def to_torchscript(wrapped, x):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         try:
-            return torch.jit.trace_module(Traceable(wrapped.body, wrapped.head), {"forward": x, "features": x})
+            return torch.jit.trace_module(Traceable(wrapped.body, wrapped.head), {"forward": x, "features": x,
+                                                                          "features_and_logits": x})
         except Exception as e:
             fail(f"neither torch.jit.script nor torch.jit.trace can export this model: {one_line(e)}", 1)
 
@@ -250,12 +263,15 @@ def export_torchvision(a):
                  f"in eval mode", 1)
         exported = to_torchscript(split_at(model, head_name), x_check)
         got, feats = exported(x_check), exported.features(x_check)
+        both = exported.features_and_logits(x_check)
     if feats.dim() != 2 or feats.shape[1] != n_features:
         fail(f"{name}: the input to its last nn.Linear '{head_name}' is {list(feats.shape)}, "
              f"not N x {n_features} pooled features", 1)
     # Relative to each output's scale: random-init models can give logits of
     # 1e-10 (mobilenet_v3_*) or exactly 0 (vit_*: zero-initialised head).
-    for what, out, ref in (("features(x)", feats, head_inputs[-1]), ("head(features(x))", got, expected)):
+    for what, out, ref in (("features(x)", feats, head_inputs[-1]), ("head(features(x))", got, expected),
+                           ("features_and_logits(x)[0]", both[0], head_inputs[-1]),
+                           ("features_and_logits(x)[1]", both[1], expected)):
         err = (out - ref).abs().max().item()
         if not err <= 1e-5 * ref.abs().max().item():
             fail(f"{name}: {what} differs from the original model's by {err:.3g}; its last nn.Linear "
@@ -295,6 +311,7 @@ models:
     source_domains: {'[imagenet]' if a.weights else '[]'}{classes_line}
     features_method: features
     logits_method: forward
+    features_and_logits_method: features_and_logits
 """
 
     # Temporary names, renamed only once everything is written, so that a

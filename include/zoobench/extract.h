@@ -41,6 +41,9 @@ struct SourceSummary {
   at::Tensor counts;  // S float64
   std::vector<std::string> classes;  // "<domain>:<class>"
   double seconds = 0;
+  // Why the source data could not be read (no source_domains, a domain not
+  // packed); the tensors are then undefined and Domain Similarity gives NaN.
+  std::string unavailable;
 };
 SourceSummary source_summary(Model& model, const std::function<const ImageSet&(const std::string&)>& domain_set,
                              int per_class, int batch_size, uint64_t seed);

@@ -35,6 +35,9 @@ struct ManifestEntry {
   std::string train_config;                 // the training settings, as YAML (equal => no retraining)
   std::string features_method = "features";  // torchscript: method returning N x D
   std::string logits_method = "forward";      // torchscript: method returning N x source classes; "" = no source head
+  // torchscript, optional: a method returning (features, logits) from one
+  // forward pass; extraction calls it instead of the two methods above.
+  std::string features_and_logits_method;
   // torchscript: the parameter tensor LGC differentiates (a name from the
   // module's named_parameters); "" = the last convolution or linear weight
   // that the features depend on.

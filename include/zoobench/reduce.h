@@ -9,10 +9,13 @@
 
 namespace zoobench {
 
-// A score row's note on a finite value: the selector sits at a limit it
-// reaches by construction (docs/selectors.md), so on that task it ranks
-// nothing. A note on -inf is a degenerate model, ranked last, not this.
-inline bool saturated_score(const std::string& note, double value) { return !note.empty() && std::isfinite(value); }
+// A score row whose note explains a value other than -inf: the selector sits
+// at a limit it reaches by construction (a finite value, docs/selectors.md) or
+// could not score the model (NaN: no source data for Domain Similarity), so on
+// that task it ranks nothing. A note on -inf is a degenerate model, ranked last.
+inline bool cannot_rank(const std::string& note, double value) {
+  return !note.empty() && !(std::isinf(value) && value < 0);
+}
 
 // Ranks from 1, ties get their average rank.
 std::vector<double> average_ranks(const std::vector<double>& v);

@@ -65,9 +65,11 @@ class ZooScorer {
   // The pieces of score_task, for the distributed grid's units:
   // the probe model fine-tuned on the task, its features of the scored samples (N x Dp float32);
   at::Tensor probe_features_for(const ImageSet& set, const Task& task, comm::Collective* group = nullptr);
-  // Domain Similarity's summary of a model's source data (cached per model);
+  // Domain Similarity's summary of a model's source data (cached per model;
+  // `unavailable` says why when there is none to read, warned once);
   const SourceSummary& source(Model& m);
-  // one cell: probe (float32) and source are required when a selector needs them.
+  // one cell: probe (float32) and source are required when a selector needs
+  // them; an unavailable source gives those selectors NaN with a note.
   CellScore score_cell(Model& m, const ImageSet& set, const Task& task, const at::Tensor& probe_features,
                        const SourceSummary* source);
   // Source-domain summaries computed so far, by model name (for storing).

@@ -62,7 +62,8 @@ class Selector {
 };
 
 // Selector::combine over the models whose terms are all finite; a model
-// ranked last (terms {-inf}: degenerate features) keeps -inf.
+// ranked last (terms {-inf}: degenerate features) keeps -inf, one that could
+// not be scored (a NaN term: no source data) keeps NaN.
 std::vector<double> combine_finite(const Selector& s, const std::vector<std::vector<double>>& per_model);
 
 // The registry: an unknown name throws listing every registered one.

@@ -109,7 +109,7 @@ void save_arrays(const fs::path& path, const ImageSet& set, const fs::path& data
                          "N x Cs float64, the source head's softmax");
       if (arr.grad_sketch.defined()) h5::write_matrix(g, "grad_sketch", arr.grad_sketch, "N x K float32 gradient sketches");
       auto src = scorer.sources().find(models[m]->name());
-      if (src != scorer.sources().end()) {
+      if (src != scorer.sources().end() && src->second.unavailable.empty()) {
         h5::write_matrix(g, "source_class_means", src->second.means, "S x D float64, per source class (Domain Similarity)");
         h5::write_matrix(g, "source_class_counts", src->second.counts, "S float64, training images per source class");
       }
@@ -185,15 +185,16 @@ int cmd_score(const Args& args) {
     value[i / ns][i % ns] = ts.rows[i].value, secs[i / ns][i % ns] = ts.rows[i].seconds, note[i / ns][i % ns] = ts.rows[i].note;
   // A selector that saturates on one model ranks nothing on this task (that
   // model's value sits at its limit by construction, above or among the
-  // others by rounding), as `reduce` judges it; a degenerate model is ranked last.
+  // others by rounding), as `reduce` judges it, nor does one that cannot
+  // score a model (NaN: no source data); a degenerate model is ranked last.
   std::vector<bool> saturated_sel(ns, false);
   for (size_t m = 0; m < nm; ++m)
-    for (size_t k = 0; k < ns; ++k) saturated_sel[k] = saturated_sel[k] || saturated_score(note[m][k], value[m][k]);
-  auto saturated = [&](size_t m, size_t k) { return saturated_sel[k] && std::isfinite(value[m][k]); };
+    for (size_t k = 0; k < ns; ++k) saturated_sel[k] = saturated_sel[k] || cannot_rank(note[m][k], value[m][k]);
+  auto saturated = [&](size_t m, size_t k) { return saturated_sel[k] && !(std::isinf(value[m][k]) && value[m][k] < 0); };
   std::vector<std::vector<int>> rank(nm, std::vector<int>(ns));
   for (size_t k = 0; k < ns; ++k) {
     std::vector<double> col;
-    for (size_t m = 0; m < nm; ++m) col.push_back(value[m][k]);
+    for (size_t m = 0; m < nm; ++m) col.push_back(std::isnan(value[m][k]) ? -HUGE_VAL : value[m][k]);  // NaN cannot be sorted
     std::vector<int> r = descending_ranks(col);
     for (size_t m = 0; m < nm; ++m) rank[m][k] = r[m];
   }
@@ -214,14 +215,15 @@ int cmd_score(const Args& args) {
       for (size_t k = 0; k < ns; ++k) {
         nlohmann::json row = {{"model", models[m]->name()}, {"selector", sels[k]->name()}, {"value", value[m][k]},
                               {"rank", rank[m][k]}, {"seconds", secs[m][k]}};
-        if (!std::isfinite(value[m][k])) row["value"] = nullptr;  // JSON has no -inf: ranked last, said by the note
+        if (!std::isfinite(value[m][k])) row["value"] = nullptr;  // JSON has no -inf or NaN: the note says which
         if (saturated(m, k)) row["rank"] = nullptr;
         if (!note[m][k].empty()) row["note"] = note[m][k];
         j["scores"].push_back(row);
       }
     if (ts.probe_features.defined())
       j["shared_seconds"]["probe_features"] = {{"model", scorer.probe()->name()}, {"seconds", ts.probe_seconds}};
-    for (const auto& [name, s] : scorer.sources()) j["shared_seconds"]["source_class_means"][name] = s.seconds;
+    for (const auto& [name, s] : scorer.sources())
+      if (s.unavailable.empty()) j["shared_seconds"]["source_class_means"][name] = s.seconds;
     std::cout << j.dump(2) << "\n";
     return 0;
   }
@@ -239,7 +241,8 @@ int cmd_score(const Args& args) {
   for (size_t m = 0; m < nm; ++m) {
     line = models[m]->name() + std::string(w0 - models[m]->name().size(), ' ');
     for (size_t k = 0; k < ns; ++k) {
-      std::string cell = !std::isfinite(value[m][k]) ? "degenerate (" + std::to_string(rank[m][k]) + ")"
+      std::string cell = std::isnan(value[m][k])       ? std::string("n/a (-)")
+                         : !std::isfinite(value[m][k]) ? "degenerate (" + std::to_string(rank[m][k]) + ")"
                          : saturated(m, k)             ? cell_text(value[m][k]) + " (-)"
                                                        : cell_text(value[m][k]) + " (" + std::to_string(rank[m][k]) + ")";
       line += cell + std::string(w[k] > cell.size() ? w[k] - cell.size() : 1, ' ');
@@ -250,7 +253,9 @@ int cmd_score(const Args& args) {
   for (size_t k = 0; k < ns; ++k)
     for (size_t m = 0; m < nm; ++m)
       if (!note[m][k].empty()) {
-        if (!any_note) std::cout << "\ncannot rank ((-): the score saturates on this task; degenerate: ranked last)\n";
+        if (!any_note)
+          std::cout << "\ncannot rank ((-): the score saturates on this task, or n/a: cannot score a model; "
+                       "degenerate: ranked last)\n";
         any_note = true;
         std::cout << "  " << sels[k]->name() << ", " << models[m]->name() << ": " << note[m][k] << "\n";
       }
@@ -269,7 +274,8 @@ int cmd_score(const Args& args) {
   if (ts.probe_features.defined())
     std::printf("shared: probe model '%s' fine-tuned and extracted in %.2f s\n", scorer.probe()->name().c_str(), ts.probe_seconds);
   for (const auto& [name, s] : scorer.sources())
-    std::printf("shared: source-domain class means of '%s' in %.2f s\n", name.c_str(), s.seconds);
+    if (s.unavailable.empty())
+      std::printf("shared: source-domain class means of '%s' in %.2f s\n", name.c_str(), s.seconds);
   return 0;
 }
 

@@ -177,7 +177,8 @@ std::vector<std::string> reduce(const fs::path& target, const ReduceOptions& opt
   for (size_t i = 0; i < s_val.size(); ++i) {
     if (std::find(selectors.begin(), selectors.end(), s_sel[i]) == selectors.end()) selectors.push_back(s_sel[i]);
     score[{s_task[i], s_sel[i]}][s_model[i]] = s_val[i];
-    if (saturated_score(s_note[i], s_val[i])) saturated.emplace(std::make_pair(s_task[i], s_sel[i]), s_model[i] + ": " + s_note[i]);
+    if (cannot_rank(s_note[i], s_val[i])) saturated.emplace(std::make_pair(s_task[i], s_sel[i]), s_model[i] + ": " + s_note[i]);
+    if (std::isnan(s_val[i])) continue;  // not scored (no source data): no cost either
     seconds[s_sel[i]].first += s_sec[i];
     seconds[s_sel[i]].second += 1;
   }

@@ -62,8 +62,8 @@ void print_summary(const std::filesystem::path& results_h5) {
     std::cout << row << "\n";
   }
   if (std::any_of(values.begin(), values.end(), [](double v) { return std::isnan(v); }))
-    std::cout << "(nan: the score is constant over the zoo, or saturates on the task and cannot rank it; "
-                 "see docs/selectors.md)\n";
+    std::cout << "(nan: the score is constant over the zoo, saturates on the task, or cannot score a model "
+                 "(no source data), and cannot rank it; see docs/selectors.md)\n";
 }
 
 }  // namespace zoobench

@@ -70,6 +70,10 @@ double UnitRunner::run(size_t index, comm::Collective* group) {
     case UnitKind::Source: {
       const SourceSummary& s = scorer_.source(*models_.at(static_cast<size_t>(u.model)));
       open_shard();
+      if (!s.unavailable.empty()) {  // the score units give NaN with this note for the selectors that need it
+        w->file().set_attr("unavailable", s.unavailable);
+        break;
+      }
       h5::write_matrix(w->file(), "class_means", s.means, "S x D, mean feature of each source class (Domain Similarity)");
       h5::write_matrix(w->file(), "class_counts", s.counts, "S, training images of each source class");
       w->file().write_strings("classes", s.classes);
@@ -114,7 +118,9 @@ void UnitRunner::write_score(const Unit& u, store::ShardWriter& w) {
     const Unit& dep = plan_.units.at(static_cast<size_t>(d));
     h5::File f = h5::File::open(store::shard_path(exp_dir_, dep));
     if (dep.kind == UnitKind::Probe) probe = h5::read_matrix(f, "features");
-    if (dep.kind == UnitKind::Source) {
+    if (dep.kind == UnitKind::Source && f.has_attr("unavailable")) {
+      src.unavailable = f.attr_string("unavailable");
+    } else if (dep.kind == UnitKind::Source) {
       src.means = h5::read_matrix(f, "class_means");
       src.counts = h5::read_matrix(f, "class_counts");
     }

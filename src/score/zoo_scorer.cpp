@@ -76,8 +76,31 @@ std::string ZooScorer::variant(const Selector& s) const {
   return v;
 }
 
+namespace {
+// Why the entry's source data cannot be read, or "".
+std::string source_missing(const ManifestEntry& e, const std::filesystem::path& data_dir,
+                           const std::map<std::string, ImageSet>& loaded) {
+  if (e.source_domains.empty()) return "the zoo entry lists no source_domains";
+  for (const auto& domain : e.source_domains) {
+    if (loaded.count(domain)) continue;
+    const std::filesystem::path p = packed_path(data_dir, domain);
+    if (!std::filesystem::exists(p)) return "its source domain '" + domain + "' is not packed (" + p.string() + ")";
+  }
+  return "";
+}
+}  // namespace
+
 const SourceSummary& ZooScorer::source(Model& m) {
   auto it = sources_.find(m.name());
+  if (it == sources_.end() && needs_ & kNeedSourceDomain) {
+    if (std::string why = source_missing(m.entry(), data_dir_, source_sets_); !why.empty()) {
+      std::fprintf(stderr, "zoobench: warning: model '%s': %s; %s cannot score it, and so rank(s) nothing on this zoo\n",
+                   m.name().c_str(), why.c_str(), names_needing(sels_, kNeedSourceDomain).c_str());
+      SourceSummary none;
+      none.unavailable = why;
+      it = sources_.emplace(m.name(), std::move(none)).first;
+    }
+  }
   if (it == sources_.end()) {
     auto domain_set = [this](const std::string& domain) -> const ImageSet& {
       auto s = source_sets_.find(domain);
@@ -141,6 +164,12 @@ CellScore ZooScorer::score_cell(Model& m, const ImageSet& set, const Task& task,
     warn("features", out.feature_spread, "every score that reads them ranks this model last");
   if (flat_sketch) warn("gradient sketches", sketch_spread, "LGC ranks this model last");
   for (const Selector* s : sels_) {
+    if ((s->needs() & kNeedSourceDomain) && src && !src->unavailable.empty()) {  // nothing to compare with
+      out.terms.push_back({std::numeric_limits<double>::quiet_NaN()});
+      out.seconds.push_back(0);
+      out.notes.push_back("cannot score: " + src->unavailable);
+      continue;
+    }
     validate_inputs(in, s->needs(), who + ", selector '" + s->name() + "'");
     double sec = 0;
     if (s->needs() & (kNeedFeatures | kNeedSourceProbs)) sec += arr.seconds_features;  // one forward pass gives both

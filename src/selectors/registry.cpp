@@ -53,9 +53,12 @@ std::vector<double> combine_finite(const Selector& s, const std::vector<std::vec
   std::vector<double> out(per_model.size(), -std::numeric_limits<double>::infinity());
   std::vector<std::vector<double>> finite;
   std::vector<size_t> where;
-  for (size_t m = 0; m < per_model.size(); ++m)
-    if (std::all_of(per_model[m].begin(), per_model[m].end(), [](double x) { return std::isfinite(x); }))
+  for (size_t m = 0; m < per_model.size(); ++m) {
+    if (std::any_of(per_model[m].begin(), per_model[m].end(), [](double x) { return std::isnan(x); }))
+      out[m] = std::numeric_limits<double>::quiet_NaN();  // not scored (no source data): no value, not last
+    else if (std::all_of(per_model[m].begin(), per_model[m].end(), [](double x) { return std::isfinite(x); }))
       finite.push_back(per_model[m]), where.push_back(m);
+  }
   if (finite.empty()) return out;
   std::vector<double> v = s.combine(finite);
   for (size_t i = 0; i < where.size(); ++i) out[where[i]] = v[i];

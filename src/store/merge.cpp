@@ -105,7 +105,8 @@ fs::path merge(const fs::path& exp_dir, bool partial) {
                                                    {"value", T::Float64, "score; higher = better predicted transfer"},
                                                    {"seconds", T::Float64, "wall time of this score plus the per-cell arrays it reads (features, sketches)"},
                                                    {"note", T::String, "why the value cannot rank the model: degenerate features "
-                                                                       "(value -inf, ranked last) or a saturated score; empty otherwise"}})));
+                                                                       "(value -inf, ranked last), a saturated score, or no "
+                                                                       "source data (value NaN); empty otherwise"}})));
     h5::Table shared(f, "shared_costs", plus_provenance({{"what", T::String, "probe_features (per task) or source_class_means (per model)"},
                                                          {"model", T::String, "zoo entry"}, {"task", T::String, "task name, empty when per model"},
                                                          {"seconds", T::Float64, "shared by every score that reads it, not in /scores seconds"}}));
@@ -255,6 +256,10 @@ fs::path merge(const fs::path& exp_dir, bool partial) {
       shared.append({std::string("source_class_means"), plan.models[m].name, std::string(), w.seconds, w.rank, w.host,
                      w.started_utc, w.seconds});
       h5::Group g = h5::ensure_group(f, "source_domain/" + plan.models[m].name);
+      if (s.has_attr("unavailable")) {
+        g.set_attr("unavailable", s.attr_string("unavailable"));
+        continue;
+      }
       copy(s, "class_means", g, "class_means");
       copy(s, "class_counts", g, "class_counts");
     }
@@ -292,7 +297,7 @@ fs::path merge(const fs::path& exp_dir, bool partial) {
         for (size_t i = 0; i < s_task.size(); ++i)
           if (s_task[i] == task.name && s_sel[i] == sel) {
             by_model[g_score_model[i]] = s_val[i];
-            saturated = saturated || saturated_score(s_note[i], s_val[i]);
+            saturated = saturated || cannot_rank(s_note[i], s_val[i]);
           }
         std::vector<double> v;
         for (const auto& n : names) v.push_back(by_model.at(n));

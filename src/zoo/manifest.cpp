@@ -65,7 +65,8 @@ Manifest Manifest::load(const fs::path& file) {
   static const std::set<std::string> known = {"name", "format", "kind", "arch", "width", "weights", "sha256",
                                               "in_channels", "input_size", "mean", "std", "source_domains",
                                               "source_classes", "domain_index", "head_classes", "source_test_acc",
-                                              "train_config", "features_method", "logits_method", "lgc_parameter"};
+                                              "train_config", "features_method", "logits_method",
+                                              "features_and_logits_method", "lgc_parameter"};
   for (size_t i = 0; i < doc["models"].size(); ++i) {
     const YAML::Node& n = doc["models"][i];
     std::string who = file.string() + ":" + std::to_string(n.Mark().line + 1) + ": models[" + std::to_string(i) + "]";
@@ -94,12 +95,15 @@ Manifest Manifest::load(const fs::path& file) {
     e.train_config = get<std::string>(n, "train_config", who, false);
     e.features_method = get<std::string>(n, "features_method", who, false, "features");
     e.logits_method = get<std::string>(n, "logits_method", who, false, "forward");
+    e.features_and_logits_method = get<std::string>(n, "features_and_logits_method", who, false);
     e.lgc_parameter = get<std::string>(n, "lgc_parameter", who, false);
     if (e.input_size < 1 || e.input_size > 4096) throw ConfigError(who + ": input_size must be in [1, 4096]");
     if (e.format == "builtin" && e.input_size != 32)
       throw ConfigError(who + ": zoobench's own architectures take 32 x 32 inputs (input_size 32)");
     if (e.format == "builtin" && !e.lgc_parameter.empty())
       throw ConfigError(who + ": lgc_parameter applies to TorchScript entries (builtin ones sketch their last convolution)");
+    if (!e.features_and_logits_method.empty() && (e.format != "torchscript" || e.logits_method.empty()))
+      throw ConfigError(who + ": features_and_logits_method applies to TorchScript entries with a source head (logits_method)");
     if (e.in_channels != 1 && e.in_channels != 3) throw ConfigError(who + ": in_channels must be 1 or 3");
     for (double s : e.std)
       if (!(s > 0)) throw ConfigError(who + ": std values must be positive");
@@ -134,6 +138,8 @@ void Manifest::save(const fs::path& file) const {
     if (e.format == "torchscript")
       out << YAML::Key << "features_method" << YAML::Value << e.features_method << YAML::Key << "logits_method"
           << YAML::Value << e.logits_method;
+    if (!e.features_and_logits_method.empty())
+      out << YAML::Key << "features_and_logits_method" << YAML::Value << e.features_and_logits_method;
     if (!e.lgc_parameter.empty()) out << YAML::Key << "lgc_parameter" << YAML::Value << e.lgc_parameter;
     out << YAML::EndMap;
   }

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <tuple>
 
 #include "model_parts.h"
 #include "nets.h"
@@ -230,10 +231,11 @@ std::unique_ptr<Model> load_model(const Manifest& manifest, const ManifestEntry&
   }
   // Probe the shapes once so a wrong export fails here, not mid-run.
   at::Tensor probe = torch::rand({2, e.in_channels, e.input_size, e.input_size});
-  at::Tensor f, z;
+  at::Tensor f, z, f1, z1;
   try {
     f = model->features(probe);
     if (model->has_source_head()) z = model->logits(probe);
+    if (!e.features_and_logits_method.empty()) std::tie(f1, z1) = model->features_and_logits(probe);
   } catch (const Error&) {
     throw;
   } catch (const c10::Error& err) {
@@ -249,6 +251,12 @@ std::unique_ptr<Model> load_model(const Manifest& manifest, const ManifestEntry&
   if (model->has_source_head() && (z.dim() != 2 || z.size(0) != 2 || (cs > 0 && z.size(1) != cs)))
     throw DataError(who + ": logits returned " + shape_text(z) + " for 2 inputs, expected 2 x " +
                     (cs > 0 ? std::to_string(cs) : "C") + " (source classes)");
+  // The one-pass method must give what the two methods give, in that order.
+  if (f1.defined() && (!f1.sizes().equals(f.sizes()) || !z1.sizes().equals(z.sizes()) ||
+                       !at::allclose(f1, f, 1e-4, 1e-5) || !at::allclose(z1, z, 1e-4, 1e-5)))
+    throw DataError(who + ": " + e.features_and_logits_method + " returned (" + shape_text(f1) + ", " + shape_text(z1) +
+                    "), not what " + e.features_method + " and " + e.logits_method + " return (" + shape_text(f) + ", " +
+                    shape_text(z) + ")");
   return model;
 }
 

@@ -87,6 +87,21 @@ class ScriptModel : public Model {
     m_.eval();
   }
   at::Tensor features(const at::Tensor& x) override { return call(entry_.features_method, x); }
+  // One forward pass where the module offers one (tools/export_torchscript.py
+  // writes `features_and_logits`): calling `features` and then `forward`
+  // would run the whole body twice.
+  std::pair<at::Tensor, at::Tensor> features_and_logits(const at::Tensor& x) override {
+    const std::string& method = entry_.features_and_logits_method;
+    if (method.empty()) return {features(x), logits(x)};
+    torch::NoGradGuard g;
+    auto fn = m_.find_method(method);
+    if (!fn) throw DataError("zoo entry '" + name() + "': the TorchScript module has no method '" + method + "'");
+    c10::IValue out = (*fn)({in_(x)});
+    if (!out.isTuple() || out.toTupleRef().elements().size() != 2 || !out.toTupleRef().elements()[0].isTensor() ||
+        !out.toTupleRef().elements()[1].isTensor())
+      throw DataError("zoo entry '" + name() + "': method '" + method + "' must return a (features, logits) tuple of tensors");
+    return {out.toTupleRef().elements()[0].toTensor(), out.toTupleRef().elements()[1].toTensor()};
+  }
   at::Tensor logits(const at::Tensor& x) override {
     if (!has_source_head()) throw DataError("zoo entry '" + name() + "' has no source head (logits_method is empty)");
     return call(entry_.logits_method, x);

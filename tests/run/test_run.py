@@ -232,11 +232,20 @@ class BadInput(unittest.TestCase):
                        check=True, capture_output=True)
         cfg = self.config(f"name: ts\ntasks: [{{dataset: optdigits, shots: 5, test_per_class: 5}}]\n"
                           f"zoo: {{manifest: {os.path.join(ts, 'manifest.yaml')}}}\n"
-                          "finetune: {epochs: 2, lrs: [0.01]}\nselectors: [lfc, leep, knn]\n")
+                          "finetune: {epochs: 2, lrs: [0.01]}\nselectors: [lfc, leep, knn, domain_similarity]\n")
         r = run("run", cfg, "--results-dir", self.results, "--quiet")
         self.assertEqual(r.returncode, 0, r.stderr)
+        # Its source domain ('synthetic') is not packed: Domain Similarity cannot score it, and the run goes on.
+        self.assertIn("zoobench: warning: model 'external-small': its source domain 'synthetic' is not packed", r.stderr)
         with h5py.File(os.path.join(self.results, "ts", "results.h5"), "r") as f:
             self.assertEqual(f["features/external-small/optdigits/features"].shape, (50, 16))
+            scores = table(f["scores"])
+            ds = scores["selector"] == "domain_similarity"
+            self.assertTrue(np.isnan(scores["value"][ds]).all())
+            self.assertTrue(scores["note"][ds][0].startswith("cannot score: its source domain 'synthetic' is not packed"))
+            self.assertTrue(np.isfinite(scores["value"][~ds]).all())
+            self.assertIn("synthetic", f["source_domain/external-small"].attrs["unavailable"])
+            self.assertNotIn("class_means", f["source_domain/external-small"])
 
     def test_every_selector_in_a_run(self):
         zoo = self.tiny_zoo()

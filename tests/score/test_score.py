@@ -267,7 +267,8 @@ class Score(unittest.TestCase):
         table = {l.split()[0]: l for l in r.stdout.splitlines()[2:6]}
         self.assertIn("degenerate (4)", table["constant"])
         self.assertIn("9.0000 (-)", table["mnist-cnn"])
-        self.assertIn("cannot rank ((-): the score saturates on this task; degenerate: ranked last)", r.stdout)
+        self.assertIn("cannot rank ((-): the score saturates on this task, or n/a: cannot score a model; "
+                      "degenerate: ranked last)", r.stdout)
         self.assertIn("  hscore, mnist-cnn: D = 32 features >= N - 1 = 29 samples", r.stdout)
 
 

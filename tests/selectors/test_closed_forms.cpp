@@ -248,4 +248,13 @@ TEST(CombineFinite, ModelsRankedLastKeepMinusInfinity) {
   EXPECT_DOUBLE_EQ(v[2], direct[1]);
   EXPECT_DOUBLE_EQ(v[3], direct[2]);
   EXPECT_EQ(combine_finite(selector("lfc"), {{-inf}, {-inf}}), (std::vector<double>{-inf, -inf}));
+  // A model that could not be scored (NaN: no source data) stays NaN, not last, and is left out of the rest.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  v = combine_finite(selector("ncti"), {terms[0], {nan}, terms[2], terms[3]});
+  EXPECT_TRUE(std::isnan(v[1]));
+  EXPECT_DOUBLE_EQ(v[0], direct[0]);
+  EXPECT_DOUBLE_EQ(v[3], direct[2]);
+  v = combine_finite(selector("domain_similarity"), {{0.5}, {nan}});
+  EXPECT_EQ(v[0], 0.5);
+  EXPECT_TRUE(std::isnan(v[1]));
 }

@@ -56,6 +56,13 @@ class Export(unittest.TestCase):
                 want = self.reference((x - mean) / std)
             self.assertLess((torch.from_numpy(f["logits"][...]) - want).abs().max().item(), 1e-5)
             self.assertEqual(f["features"].shape, (6, 512))
+        # One pass for both outputs, named in the manifest, equal to the two methods.
+        self.assertEqual(e["features_and_logits_method"], "features_and_logits")
+        m = torch.jit.load(os.path.join(out, "model.pt"))
+        x = torch.rand(3, 3, 48, 48)
+        with torch.no_grad():
+            feats, logits = m.features_and_logits(x)
+            self.assertTrue(torch.allclose(feats, m.features(x), atol=1e-6) and torch.allclose(logits, m(x), atol=1e-6))
 
     def test_random_initialisation_is_said(self):
         out = os.path.join(self.tmp.name, "random")

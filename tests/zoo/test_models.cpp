@@ -60,6 +60,18 @@ TEST(TorchScript, FeaturesAndLogitsMatchPython) {
   EXPECT_EQ(tune->forward(x).sizes(), (std::vector<int64_t>{6, 4}));
   EXPECT_GT(tune->parameters().size(), 4u);
   EXPECT_EQ(model->grad_sketch(x, 1, 16, 0).sizes(), (std::vector<int64_t>{6, 16}));  // the dense route
+  // Without a features_and_logits_method, extraction calls the two methods.
+  auto [f, z] = model->features_and_logits(x);
+  EXPECT_LE((f - h5::read_matrix(ref, "features")).abs().max().item<float>(), 1e-5);
+  EXPECT_LE((z - h5::read_matrix(ref, "logits")).abs().max().item<float>(), 1e-5);
+  // A named one must exist and return a (features, logits) tuple.
+  ManifestEntry e = m.entries[0];
+  e.features_and_logits_method = "both";
+  std::string err = error_of([&] { load_model(m, e)->features_and_logits(x); });
+  EXPECT_NE(err.find("zoo entry 'external-small': the TorchScript module has no method 'both'"), std::string::npos) << err;
+  e.features_and_logits_method = "forward";
+  err = error_of([&] { load_model(m, e)->features_and_logits(x); });
+  EXPECT_NE(err.find("method 'forward' must return a (features, logits) tuple"), std::string::npos) << err;
 }
 
 TEST(TorchScript, WrongShapeIsNamed) {
