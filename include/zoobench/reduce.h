@@ -13,9 +13,8 @@ namespace zoobench {
 // at a limit it reaches by construction (a finite value, docs/selectors.md) or
 // could not score the model (NaN: no source data for Domain Similarity), so on
 // that task it ranks nothing. A note on -inf is a degenerate model, ranked last.
-inline bool cannot_rank(const std::string& note, double value) {
-  return !note.empty() && !(std::isinf(value) && value < 0);
-}
+inline bool ranked_last(double value) { return std::isinf(value) && value < 0; }
+inline bool cannot_rank(const std::string& note, double value) { return !note.empty() && !ranked_last(value); }
 
 // Ranks from 1, ties get their average rank.
 std::vector<double> average_ranks(const std::vector<double>& v);
@@ -52,6 +51,7 @@ struct ReduceOptions {
   int resamples = 2000;  // bootstrap resamples
   uint64_t seed = 0;
   bool print = false;    // the main table on stdout
+  bool require_complete = false;  // an unfinished experiment is an error naming its first missing unit, not a partial merge
 };
 // Reads results.h5 (merging the experiment's shards first when given an
 // experiment folder), writes /tables/* into it and CSV + Markdown copies under

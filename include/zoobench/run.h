@@ -6,6 +6,7 @@
 #include <string>
 
 #include "zoobench/config.h"
+#include "zoobench/error.h"
 
 namespace zoobench {
 
@@ -17,7 +18,25 @@ struct RunOptions {
   std::string device;            // overrides execution.device when set
   std::string schedule = "dynamic";  // dynamic | static (round-robin: the baseline of the benchmarks)
   std::string context_versions;  // "libtorch=..;mpi=..;nccl=..", stored as root attributes
+  bool prepare = false;          // stop after data, zoo, plan and the experiment folder (a Slurm campaign's first job)
+  std::string share;             // "": MPI ranks share a work queue; "claims" | "static": independent processes (claims.h)
+  int worker = 0, workers = 1;   // --share static: this worker's index and their count
 };
+
+// The exit status of a run that stopped early on request (SIGUSR1): every unit
+// it finished is on disk, and rerunning (or requeueing) resumes.
+constexpr int kExitInterrupted = 75;  // EX_TEMPFAIL
+class Interrupted : public Error {
+ public:
+  using Error::Error;
+  int exit_code() const override { return kExitInterrupted; }
+};
+
+// SIGUSR1 asks a run to stop taking units: the units in flight finish and are
+// stored, then it exits with kExitInterrupted. Slurm sends it ahead of a time
+// limit or preemption (--signal=B:USR1@120, forwarded by the job script).
+void install_stop_handler();
+bool stop_requested();
 
 // pack missing data -> train missing zoo entries -> sample tasks -> plan the
 // units -> every rank takes units from the queue (probe, source, score,

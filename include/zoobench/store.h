@@ -54,6 +54,8 @@ void check_identity(const fs::path& exp_dir, const std::string& identity_yaml);
 fs::path shard_path(const fs::path& exp_dir, const Unit& u);
 // done[i] = the shard of unit i is on disk.
 std::vector<char> done_units(const fs::path& exp_dir, const Plan& plan);
+// Claims (claims.h) whose holder can still finish: units in flight in independent workers.
+size_t live_claims(const fs::path& exp_dir);
 // Removes shard files left half-written by dead processes of this host.
 size_t remove_stale_temporaries(const fs::path& exp_dir);
 

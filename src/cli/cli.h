@@ -39,5 +39,8 @@ int cmd_zoo_train(const Args&);
 int cmd_run(const Args&);
 int cmd_score(const Args&);
 int cmd_reduce(const Args&);
+int cmd_plan(const Args&);
+int cmd_submit(const Args&);
+int cmd_status(const Args&);
 
 }  // namespace zoobench::cli

@@ -2,10 +2,12 @@
 #include <torch/version.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include "cli.h"
 #include "zoobench/comm.h"
+#include "zoobench/claims.h"
 #include "zoobench/config.h"
 #include "zoobench/dataset.h"
 #include "zoobench/pack.h"
@@ -73,10 +75,18 @@ int cmd_run(const Args& args) {
   opts.add_options()("fresh", "move an existing experiment aside (results/<name>.old-<utc>) and start over")(
       "device", po::value<std::string>()->default_value(""), "auto | cpu | cuda (default: the config's execution.device)")(
       "schedule", po::value<std::string>()->default_value("dynamic"),
-      "dynamic (largest ready unit first, any rank) | static (round-robin; a baseline for benchmarks)");
+      "dynamic (largest ready unit first, any rank) | static (round-robin; a baseline for benchmarks)")(
+      "prepare", "pack the data, train the zoo, write the plan, then stop (a cluster campaign's first job)")(
+      "share", po::value<std::string>()->default_value(""),
+      "claims | static: run as one of several independent workers (a job array) that share the units through "
+      "results/<exp>/claims; no merge at the end (zoobench reduce does it)")(
+      "worker", po::value<int>()->default_value(-1), "--share static: this worker's index (default $SLURM_ARRAY_TASK_ID)")(
+      "workers", po::value<int>()->default_value(-1), "--share static: the number of workers (default $SLURM_ARRAY_TASK_COUNT)");
   po::positional_options_description pos;
   pos.add("config", 1);
-  auto vm = parse("zoobench run <config> [--fresh] [--device D] [--data-dir DIR] [--threads N] [--quiet]", opts, args, &pos);
+  auto vm = parse("zoobench run <config> [--fresh] [--prepare] [--share claims|static [--worker I --workers N]] [--device D] "
+                  "[--data-dir DIR] [--threads N] [--quiet]",
+                  opts, args, &pos);
   if (!vm) return 0;
   Config c;
   agreed([&] { c = load_with_overrides(*vm); });  // every rank reads the same file: one error line
@@ -91,6 +101,23 @@ int cmd_run(const Args& args) {
     throw UsageError("--device: unknown device '" + opt.device + "' (known: auto, cpu, cuda)");
   opt.schedule = (*vm)["schedule"].as<std::string>();
   policy_from(opt.schedule);
+  opt.prepare = vm->count("prepare") > 0;
+  opt.share = (*vm)["share"].as<std::string>();
+  if (!opt.share.empty()) share_from(opt.share);
+  auto from_env = [](int given, const char* var, int fallback) {
+    if (given >= 0) return given;
+    const char* v = std::getenv(var);
+    return v && *v ? std::atoi(v) : fallback;
+  };
+  // An array need not start at 0 (--array=1-4): the index counts from its first task.
+  opt.worker = from_env((*vm)["worker"].as<int>(), "SLURM_ARRAY_TASK_ID", 0) -
+               ((*vm)["worker"].as<int>() >= 0 ? 0 : from_env(-1, "SLURM_ARRAY_TASK_MIN", 0));
+  opt.workers = from_env((*vm)["workers"].as<int>(), "SLURM_ARRAY_TASK_COUNT", 1);
+  if (opt.share == "static" && (opt.worker < 0 || opt.worker >= opt.workers))
+    throw UsageError("--worker " + std::to_string(opt.worker) + " --workers " + std::to_string(opt.workers) +
+                     ": the worker index must lie in [0, workers)");
+  if (opt.prepare && !opt.share.empty()) throw UsageError("--prepare and --share exclude each other");
+  install_stop_handler();
   opt.context_versions = std::string("libtorch=") + TORCH_VERSION + ";mpi=" + comm::mpi_library_version() +
                          ";nccl=" + comm::nccl_version();
   run_experiment(c, opt);

@@ -190,7 +190,7 @@ int cmd_score(const Args& args) {
   std::vector<bool> saturated_sel(ns, false);
   for (size_t m = 0; m < nm; ++m)
     for (size_t k = 0; k < ns; ++k) saturated_sel[k] = saturated_sel[k] || cannot_rank(note[m][k], value[m][k]);
-  auto saturated = [&](size_t m, size_t k) { return saturated_sel[k] && !(std::isinf(value[m][k]) && value[m][k] < 0); };
+  auto saturated = [&](size_t m, size_t k) { return saturated_sel[k] && !ranked_last(value[m][k]); };
   std::vector<std::vector<int>> rank(nm, std::vector<int>(ns));
   for (size_t k = 0; k < ns; ++k) {
     std::vector<double> col;

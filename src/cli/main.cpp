@@ -24,6 +24,9 @@ const std::vector<Command>& commands() {
       {"score", "rank a zoo for one target data set: every selector, table or JSON, --save-arrays", cmd_score},
       {"run", "the whole pipeline: data, zoo, tasks, scores, fine-tuning, results.h5", cmd_run},
       {"reduce", "merge an experiment's shards; correlation, gain, cost and ground-truth tables (CSV, Markdown)", cmd_reduce},
+      {"plan", "a config's grid, the paths it needs, its estimated cost and how to split it (--ranks N)", cmd_plan},
+      {"submit", "the campaign on Slurm: prepare -> grid (job array or MPI) -> reduce, chained; --dry-run", cmd_submit},
+      {"status", "units done, in flight and failed; the Slurm jobs of the last submission", cmd_status},
       {"config explain", "print every config key with its type, default and meaning", cmd_config_explain},
       {"config check", "validate a config file without running anything", cmd_config_check},
   };

@@ -148,8 +148,8 @@ std::vector<Task> read_tasks(const h5::File& f, std::map<std::string, size_t>& i
 std::vector<std::string> reduce(const fs::path& target, const ReduceOptions& opt) {
   fs::path results = target;
   if (fs::is_directory(target)) {
-    // An unfinished run is reduced as far as it is done.
-    results = fs::exists(target / "plan.json") ? store::merge(target, /*partial=*/true) : target / "results.h5";
+    // An unfinished run is reduced as far as it is done, unless asked to be complete.
+    results = fs::exists(target / "plan.json") ? store::merge(target, /*partial=*/!opt.require_complete) : target / "results.h5";
     if (!fs::exists(results)) throw DataError(target.string() + ": no plan.json and no results.h5 (not an experiment folder)");
   }
   const fs::path out_dir = results.parent_path() / "tables";

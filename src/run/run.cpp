@@ -4,10 +4,14 @@
 
 #include <ATen/ATen.h>
 #include <torch/cuda.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <climits>
+#include <cstdlib>
 #include <cstdio>
 #include <iostream>
 #include <optional>
@@ -16,6 +20,7 @@
 #include <thread>
 
 #include "unit_runner.h"
+#include "zoobench/claims.h"
 #include "zoobench/comm.h"
 #include "zoobench/error.h"
 #include "zoobench/extract.h"
@@ -33,8 +38,21 @@ namespace zoobench {
 namespace fs = std::filesystem;
 
 namespace {
-
+// Lock-free, so the handler may set it and the work queue's thread read it.
+std::atomic<int> g_stop{0};
+static_assert(std::atomic<int>::is_always_lock_free);
+extern "C" void on_stop_signal(int) { g_stop.store(1); }
 }  // namespace
+
+void install_stop_handler() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGUSR1, &sa, nullptr);
+}
+
+bool stop_requested() { return g_stop.load() != 0; }
 
 void agreed(const std::function<void()>& f) {
   auto& w = comm::World::get();
@@ -138,6 +156,71 @@ void write_text(const fs::path& file, const std::string& text) {
   out.commit();
 }
 
+// Independent workers (a job array): units taken through claim files, no
+// merge (the campaign's reduce job merges once every worker is done).
+fs::path run_shared(const Config& c, const RunOptions& opt, Grid& grid, const fs::path& exp, const std::string& run_id,
+                    const std::string& started) {
+  auto& world = comm::World::get();
+  ClaimQueue queue(grid.plan, exp, store::Owner::self(), share_from(opt.share), opt.worker, opt.workers);
+  store::Provenance who{run_id, started, world.host(), 0, 1};
+  store::RunContext ctx{opt.context_versions, manifest_path(c).string(), opt.threads, c.source};
+  std::vector<Model*> zoo;
+  for (auto& m : grid.models) zoo.push_back(m.get());
+  UnitRunner runner(c, grid.plan, zoo, grid.tasks, std::move(grid.sets), opt.data_dir, exp, who, ctx);
+  const std::string me = opt.share == "static"
+                             ? "worker " + std::to_string(opt.worker) + " of " + std::to_string(opt.workers)
+                             : "worker " + world.host() + ":" + std::to_string(::getpid());
+  std::fprintf(stderr, "%s: %zu units, %s, taking units through %s (%s)\n", c.name.c_str(), grid.plan.units.size(),
+               me.c_str(), (exp / "claims").string().c_str(), opt.share.c_str());
+  Progress progress("units", grid.plan.units.size(), opt.quiet);
+  size_t mine = 0;
+  bool interrupted = false;
+  std::vector<std::string> failures;
+  for (int wait_ms = 50;;) {
+    if (stop_requested()) {
+      interrupted = true;
+      break;
+    }
+    const int64_t unit = queue.next();
+    for (const auto& t : queue.drain_taken_over()) std::fprintf(stderr, "took over the stale claim of %s\n", t.c_str());
+    if (unit == ClaimQueue::kFinished) break;
+    if (unit == ClaimQueue::kWait) {  // what is left waits on units other workers compute now
+      std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
+      wait_ms = std::min(wait_ms * 2, 2000);
+      continue;
+    }
+    wait_ms = 50;
+    const std::string& id = grid.plan.units[static_cast<size_t>(unit)].id;
+    try {
+      runner.run(static_cast<size_t>(unit), nullptr);
+    } catch (const std::exception& e) {
+      // Noted for `zoobench status`; the worker goes on with what does not depend on it.
+      const std::string what = std::string(e.what()).substr(0, std::string(e.what()).find('\n'));
+      queue.fail(unit, what);
+      std::fprintf(stderr, "%s: unit %s failed: %s\n", c.name.c_str(), id.c_str(), what.c_str());
+      failures.push_back("unit " + id + " failed: " + what + " (noted in " +
+                         queue.failed_path(static_cast<size_t>(unit)).string() + ")");
+      continue;
+    }
+    queue.complete(unit);
+    ++mine;
+    progress.step(id + "  (" + std::to_string(queue.done()) + "/" + std::to_string(queue.total()) + " done in all)");
+  }
+  progress.finish();
+  const size_t done = queue.done(), total = queue.total();
+  if (!failures.empty())
+    throw Error(failures.front() + (failures.size() > 1 ? " and " + std::to_string(failures.size() - 1) + " more" : ""));
+  if (interrupted)
+    throw Interrupted(c.name + ": stopped on request (SIGUSR1) after " + std::to_string(mine) + " unit(s) of this " + me +
+                      "; " + std::to_string(done) + " of " + std::to_string(total) + " done in all: run again to resume");
+  std::string tail;
+  if (done == total) tail = "; merge them with `zoobench reduce " + exp.string() + "`";
+  else if (queue.held_elsewhere()) tail = "; " + std::to_string(queue.held_elsewhere()) + " in flight elsewhere";
+  std::fprintf(stderr, "%s: %s finished %zu unit(s); %zu of %zu done in all%s\n", c.name.c_str(), me.c_str(), mine, done,
+               total, tail.c_str());
+  return exp;
+}
+
 }  // namespace
 
 fs::path run_experiment(const Config& c, const RunOptions& opt) {
@@ -158,8 +241,14 @@ fs::path run_experiment(const Config& c, const RunOptions& opt) {
     device = pick_device(opt.device.empty() ? c.execution.device : opt.device);
   });
 
-  // ---- 1. data: pack the built-in domains that the tasks and the zoo read, if missing
-  agreed([&] {
+  // ---- 1. data: pack the built-in domains that the tasks and the zoo read, if missing.
+  // Independent workers (--share) never pack or train: many at once would race;
+  // a prepare step (`run --prepare`, a campaign's first job) did it.
+  const bool shared = !opt.share.empty();
+  if (shared && opt.fresh) throw UsageError("--fresh cannot be used with --share: start over with one plain run");
+  if (shared && world.size() > 1)
+    throw UsageError("--share: each worker is one process of its own; under mpiexec/srun leave --share out");
+  if (!shared) agreed([&] {
     std::set<std::string> needed;
     for (const auto& t : c.tasks) needed.insert(t.dataset);
     if (c.zoo.manifest.empty())
@@ -174,7 +263,7 @@ fs::path run_experiment(const Config& c, const RunOptions& opt) {
 
   // ---- 2. the zoo: train what is missing (one model per rank)
   std::vector<ZooJobResult> jobs;
-  agreed([&] { jobs = train_zoo(c, opt.data_dir, world.rank(), world.size(), [&] { world.barrier(); }, false, opt.quiet); });
+  if (!shared) agreed([&] { jobs = train_zoo(c, opt.data_dir, world.rank(), world.size(), [&] { world.barrier(); }, false, opt.quiet); });
   {  // every rank trained its share of the zoo; rank 0 reports them all
     auto all = world.allgather(zoo_report(jobs, "zoo ", "kept"));
     if (world.is_root())
@@ -183,7 +272,12 @@ fs::path run_experiment(const Config& c, const RunOptions& opt) {
 
   // ---- 3. tasks, models and the plan on every rank; the experiment folder on rank 0
   Grid grid;
-  agreed([&] { grid = build_grid(c, opt.data_dir, device); });
+  agreed([&] {
+    if (shared && !fs::exists(manifest_path(c)))
+      throw Error("zoo manifest '" + manifest_path(c).string() + "' is missing: an independent worker (--share) does not "
+                  "train the zoo; run `zoobench run " + c.source + " --prepare` first");
+    grid = build_grid(c, opt.data_dir, device);
+  });
   const fs::path exp = fs::path(c.results_dir) / c.name;
   std::optional<store::Lock> lock;
   std::vector<char> done;
@@ -193,22 +287,39 @@ fs::path run_experiment(const Config& c, const RunOptions& opt) {
     std::error_code ec;
     if (opt.fresh && fs::exists(exp)) {
       { store::Lock probe(exp / "lock", ""); }  // refuse to move a running experiment
+      if (size_t n = store::live_claims(exp))
+        throw Error("experiment '" + c.name + "' has " + std::to_string(n) + " unit(s) in flight in independent workers (" +
+                    (exp / "claims").string() + "): wait for them to end before --fresh");
       fs::path old = store::move_aside(exp);
       std::fprintf(stderr, "moved the old experiment aside: %s\n", old.string().c_str());
     }
     fs::create_directories(exp / "shards", ec);
     if (ec) throw IoError("cannot create the results folder '" + (exp / "shards").string() + "': " + ec.message());
     run_id = world.host() + ":" + std::to_string(::getpid()) + ":" + started;
-    lock.emplace(exp / "lock", run_id);
+    if (const char* job = std::getenv("SLURM_JOB_ID")) run_id = "slurm:" + std::string(job) + ":" + run_id;
+    if (!shared) {
+      lock.emplace(exp / "lock", run_id);
+    } else if (fs::exists(exp / "lock")) {
+      // Workers share the folder among themselves, not with a run that owns it.
+      store::Lock probe(exp / "lock", "");
+    }
     store::check_identity(exp, identity_yaml(c, grid.manifest));
+    // Workers leave both to the prepare step: many hosts renaming one file is a race.
     if (!fs::exists(exp / "config.yaml")) write_text(exp / "config.yaml", c.resolved_yaml);
-    write_text(exp / "plan.json", grid.plan.to_json());
+    if (!shared || !fs::exists(exp / "plan.json")) write_text(exp / "plan.json", grid.plan.to_json());
     if (size_t n = store::remove_stale_temporaries(exp))
       std::fprintf(stderr, "removed %zu half-written shard(s) of killed runs\n", n);
     done = store::done_units(exp, grid.plan);
   });
   run_id = world.broadcast(run_id);
   started = world.broadcast(started);
+  if (opt.prepare) {
+    if (world.is_root())
+      std::fprintf(stderr, "%s: prepared (data, zoo, plan): %zu units, %zu done before\n", c.name.c_str(),
+                   grid.plan.units.size(), static_cast<size_t>(std::count(done.begin(), done.end(), 1)));
+    return exp;
+  }
+  if (shared) return run_shared(c, opt, grid, exp, run_id, started);
 
   // ---- 4. groups of R ranks; the group's first rank asks the queue for units
   const int groups = world.size() / R;
@@ -238,6 +349,7 @@ fs::path run_experiment(const Config& c, const RunOptions& opt) {
           dispatcher->complete(msg[1]);
           progress->step(grid.plan.units[static_cast<size_t>(msg[1])].id);
         }
+        if (stop_requested()) return {Dispatcher::kFinished};  // units in flight finish; no new ones
         return {dispatcher->next(static_cast<int>(msg.at(0)))};
       },
       [](const std::vector<int64_t>& reply) { return reply.at(0) == Dispatcher::kFinished; }, groups - 1);
@@ -291,6 +403,15 @@ fs::path run_experiment(const Config& c, const RunOptions& opt) {
   // ---- 5. every unit is on disk: rank 0 merges and reports
   fs::path out = exp / "results.h5";
   world.barrier();
+  // Stopped on request with units left: nothing to merge yet; a rerun resumes.
+  const int64_t left = world.allreduce_max(
+      world.is_root() && stop_requested() ? static_cast<int64_t>(dispatcher->total() - dispatcher->done()) : int64_t{0});
+  if (left > 0) {
+    if (world.is_root()) progress->finish();
+    throw AgreedError(c.name + ": stopped on request (SIGUSR1) with " + std::to_string(left) + " of " +
+                          std::to_string(grid.plan.units.size()) + " units left: run again to resume",
+                      kExitInterrupted);
+  }
   if (world.is_root()) {
     progress->finish();
     out = store::merge(exp);

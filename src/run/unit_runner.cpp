@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <cstdlib>
 
 #include "zoobench/comm.h"
 #include "zoobench/error.h"
@@ -36,6 +37,9 @@ const ImageSet& UnitRunner::set(const std::string& dataset) {
 
 double UnitRunner::run(size_t index, comm::Collective* group) {
   const Unit& u = plan_.units.at(index);
+  // A test hook: the unit whose id is named fails, as a real error would.
+  if (const char* f = std::getenv("ZOOBENCH_FAULT_FAIL_UNIT"); f && u.id == f)
+    throw Error("unit " + u.id + ": failure injected by ZOOBENCH_FAULT_FAIL_UNIT");
   const bool first = !group || group->rank() == 0;
   if (!first && !group_work(u)) return 0.0;
   comm::Collective* dp = group_work(u) ? group : nullptr;

@@ -1,6 +1,7 @@
 // The experiment folder: lock, identity, shard files (see store.h).
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
@@ -17,37 +18,11 @@
 
 #include "zoobench/error.h"
 #include "zoobench/io.h"
+#include "zoobench/owner.h"
 #include "zoobench/store.h"
 
 namespace zoobench::store {
 namespace {
-
-std::string hostname() {
-  char buf[256] = {0};
-  return gethostname(buf, sizeof buf - 1) == 0 ? buf : "unknown";
-}
-
-// A killed process stays a zombie until its parent reaps it, and inside a
-// container nobody may: kill(pid, 0) still succeeds then. Its /proc state says.
-bool process_alive(long pid) {
-  if (pid <= 0 || (::kill(static_cast<pid_t>(pid), 0) != 0 && errno != EPERM)) return false;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  auto paren = text.rfind(')');
-  if (paren == std::string::npos || paren + 2 >= text.size()) return true;
-  const char state = text[paren + 2];
-  return state != 'Z' && state != 'X';
-}
-
-std::map<std::string, std::string> read_keys(const fs::path& file) {
-  std::map<std::string, std::string> kv;
-  std::ifstream in(file);
-  for (std::string line; std::getline(in, line);) {
-    auto eq = line.find('=');
-    if (eq != std::string::npos) kv[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  return kv;
-}
 
 void fsync_path(const fs::path& p, bool directory) {
   int fd = ::open(p.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
@@ -98,12 +73,11 @@ bool execution_key(const std::string& k) {
 
 // ---- Lock ---------------------------------------------------------------------
 Lock::Lock(fs::path file, std::string run_id) : file_(std::move(file)) {
-  const std::string host = hostname();
+  const Owner me = Owner::self();
   for (int attempt = 0; attempt < 3; ++attempt) {
     int fd = ::open(file_.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
     if (fd >= 0) {
-      std::string text = "host=" + host + "\npid=" + std::to_string(::getpid()) + "\nrun_id=" + run_id +
-                         "\nsince=" + utc_now() + "\n";
+      std::string text = me.to_text() + "run_id=" + run_id + "\n";
       bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
       ::close(fd);
       if (!ok) throw IoError("cannot write the lock '" + file_.string() + "': " + std::strerror(errno));
@@ -111,21 +85,28 @@ Lock::Lock(fs::path file, std::string run_id) : file_(std::move(file)) {
       return;
     }
     if (errno != EEXIST) throw IoError("cannot create the lock '" + file_.string() + "': " + std::strerror(errno));
+    struct stat seen {};
+    if (::stat(file_.c_str(), &seen) != 0) continue;  // removed meanwhile: try again
     auto kv = read_keys(file_);
     if (!run_id.empty() && kv["run_id"] == run_id) return;  // a cooperating writer of the same run
-    const long pid = std::atol(kv["pid"].c_str());
-    if (kv["host"] == host && !process_alive(pid)) {
-      // Stale: its owner died (kill -9, node failure) on this host. Rename
+    const Owner holder = Owner::from_keys(kv);
+    if (owner_gone(holder, me)) {
+      // Stale: its owner died (kill -9, node failure, a requeued job). Rename
       // first so two runs taking it over at once cannot both succeed.
       fs::path stale = file_;
-      stale += ".stale." + std::to_string(::getpid());
-      std::error_code ec;
-      fs::rename(file_, stale, ec);
-      fs::remove(stale, ec);
+      stale += ".stale." + me.host + "." + std::to_string(::getpid());
+      if (::rename(file_.c_str(), stale.c_str()) != 0) continue;  // another run took it over first
+      struct stat moved {};
+      if (::stat(stale.c_str(), &moved) == 0 && (moved.st_ino != seen.st_ino || moved.st_dev != seen.st_dev)) {
+        // The lock judged stale was replaced meanwhile by a live one: put that back.
+        if (::renameat2(AT_FDCWD, stale.c_str(), AT_FDCWD, file_.c_str(), RENAME_NOREPLACE) != 0) ::unlink(stale.c_str());
+        continue;
+      }
+      ::unlink(stale.c_str());
       continue;
     }
-    throw Error("experiment '" + file_.parent_path().filename().string() + "' is in use by another run (host " +
-                kv["host"] + ", pid " + kv["pid"] + ", since " + kv["since"] + "; lock " + file_.string() +
+    throw Error("experiment '" + file_.parent_path().filename().string() + "' is in use by another run (" +
+                holder.describe() + "; lock " + file_.string() +
                 "): wait for it to end, or remove the lock if that run is gone");
   }
   throw Error("cannot take the lock '" + file_.string() + "': it keeps reappearing");
@@ -193,6 +174,18 @@ std::vector<char> done_units(const fs::path& exp_dir, const Plan& plan) {
   std::vector<char> done(plan.units.size(), 0);
   for (size_t i = 0; i < plan.units.size(); ++i) done[i] = fs::exists(shard_path(exp_dir, plan.units[i])) ? 1 : 0;
   return done;
+}
+
+size_t live_claims(const fs::path& exp_dir) {
+  size_t n = 0;
+  std::error_code ec;
+  if (!fs::is_directory(exp_dir / "claims")) return 0;
+  const Owner me = Owner::self();
+  for (const auto& e : fs::directory_iterator(exp_dir / "claims", ec)) {
+    auto kv = read_keys(e.path());
+    if (!kv.empty() && !owner_gone(Owner::from_keys(kv), me)) ++n;
+  }
+  return n;
 }
 
 size_t remove_stale_temporaries(const fs::path& exp_dir) {

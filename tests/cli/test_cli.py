@@ -59,7 +59,7 @@ class Cli(unittest.TestCase):
         self.assertOneLineError(run("frobnicate"), 2, "unknown command 'frobnicate'", "data pack")
         self.assertOneLineError(run("data", "pack", "--bogus"), 2, "bogus")
         for cmd in (["version"], ["data", "pack"], ["data", "show"], ["data", "tasks"], ["config", "check"],
-                    ["config", "explain"], ["zoo", "train"], ["run"]):
+                    ["config", "explain"], ["zoo", "train"], ["run"], ["plan"], ["submit"], ["status"]):
             r = run(*cmd, "--help")
             self.assertEqual(r.returncode, 0, cmd)
             self.assertIn("usage: zoobench", r.stdout)
@@ -94,6 +94,34 @@ class Cli(unittest.TestCase):
             f.write("name: x\nthreds: 2\n")
         self.assertOneLineError(run("config", "check", bad), 2, "bad.yaml:2:1", "unknown key 'threds'", "valid keys: name, seed, threads")
         self.assertOneLineError(run("config", "check", self.path("missing.yaml")), 2, "missing.yaml")
+
+    # --- plan -------------------------------------------------------------------
+    def test_plan_with_every_path_missing(self):
+        """A campaign planned where nothing exists yet: it lists what is missing,
+        assumes the sizes it cannot read (and says so), and still prints the grid,
+        the cost and the schedule."""
+        cfg = self.path("tiny.yaml")
+        with open(os.path.join(SOURCE_DIR, "configs", "tiny.yaml")) as f:
+            text = f.read().replace("dir: zoo/tiny", "dir: " + self.path("zoo"))
+        with open(cfg, "w") as f:
+            f.write(text)
+        r = run("plan", cfg, "--data-dir", self.path("data"), "--results-dir", self.path("results"), "--ranks", "3")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = r.stdout
+        self.assertIn("missing  packed data set opencv-digits", out)
+        self.assertIn("missing  zoo manifest", out)
+        self.assertIn("assumed: data set opencv-digits: 10 classes (assumed)", out)
+        self.assertIn("assumed: data set optdigits: 3 classes, 20 test images a class", out)
+        self.assertIn("grid: 2 zoo entries x 2 tasks = 4 cells", out)
+        self.assertIn("models: mnist-cnn, generic", out)
+        self.assertIn("units: 4 score, 8 finetune = 12", out)
+        self.assertIn("per-architecture estimate", out)
+        self.assertIn("core-hours", out)
+        self.assertIn("3 ranks: makespan", out)
+        self.assertNothingWritten(self.path("data"))
+        self.assertNothingWritten(self.path("zoo"))
+        self.assertOneLineError(run("plan", cfg, "--ranks", "-2"), 2, "--ranks")
+        self.assertOneLineError(run("plan", self.path("none.yaml")), 2, "none.yaml")
 
     # --- importers and bad input ------------------------------------------------
     def test_idx_import_and_bad_idx(self):

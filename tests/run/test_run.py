@@ -2,6 +2,7 @@
 packed data, its HDF5 tables read back with h5py, the quality bars of the
 walking skeleton, determinism, resumable zoo training and bad input."""
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -70,6 +71,30 @@ class TinyRun(unittest.TestCase):
             self.assertEqual(feats.shape, (100, 32))  # 10 shots x 10 classes, D = 4 x width 8
             self.assertEqual(f["features/generic/optdigits-3way/labels"].shape, (30,))
             self.assertEqual(len(table(f["tables/spearman"])["rho"]), 2 * 4)
+
+    def test_plan_counts_the_measured_seconds(self):
+        """`zoobench plan` on the finished experiment: every unit measured, the
+        cost is the shards' own seconds, and the schedule simulation is printed."""
+        self.assertEqual(self.first.returncode, 0, self.first.stderr)
+        r = run("plan", TINY, "--zoo-dir", self.zoo, "--results-dir", self.results, "--ranks", "2")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = r.stdout
+        self.assertIn("grid: 2 zoo entries x 2 tasks = 4 cells; 2 learning rates {0.01, 0.03}", out)
+        self.assertIn("units: 4 score, 8 finetune = 12", out)
+        self.assertIn("12 of 12 units measured", out)
+        self.assertNotIn("missing", out)
+        seconds = 0.0
+        for kind in ("score", "finetune"):
+            folder = os.path.join(self.results, "tiny", "shards", kind)
+            for name in os.listdir(folder):
+                with h5py.File(os.path.join(folder, name), "r") as f:
+                    seconds += f.attrs["seconds"]
+        m = re.search(r"\(([0-9]+) rank-seconds", out)
+        self.assertIsNotNone(m, out)
+        self.assertAlmostEqual(float(m.group(1)), seconds, delta=1.0)
+        m = re.search(r"2 ranks: makespan .*utilisation ([0-9.]+) % \(dynamic\)", out)
+        self.assertIsNotNone(m, out)
+        self.assertGreater(float(m.group(1)), 50.0)
 
     def test_reduce_the_real_experiment(self):
         """`zoobench reduce` on the run's experiment folder: merged again, tables in results.h5 and as CSV."""
