@@ -3,6 +3,8 @@
 // its own host a dead pid says it is gone; elsewhere only Slurm can say
 // (a requeued job is the same job id with a higher restart count).
 #pragma once
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -37,5 +39,12 @@ bool slurm_job_active(const std::string& job);
 // earlier incarnation of this very job, or a job Slurm no longer knows.
 // Without a job id on another host nothing can be told: false.
 bool owner_gone(const Owner& holder, const Owner& me, const JobActive& active = slurm_job_active);
+
+// Removes `file` (a lock or claim judged stale) only if it is still the file
+// that was judged (`judged` is its inode, taken before reading it): another
+// process may have taken it over and written a live one meanwhile. Renames
+// it aside first, so two processes taking it over at once cannot both
+// succeed; a live file moved by mistake is put back. True when removed.
+bool remove_if_unchanged(const std::filesystem::path& file, const struct ::stat& judged);
 
 }  // namespace zoobench::store

@@ -91,7 +91,8 @@ void print_plan(const Config& c, const CampaignPlan& cp, int ranks, std::ostream
 
   if (!p.units.empty()) {
     const int suggested = suggest_workers(p, cp.seconds);
-    out << "\nshards: " << suggested << " workers suggested (the most that dynamic dispatch keeps 80 % busy with 10 min of work or more each); longest unit "
+    out << "\nshards: " << suggested << (suggested == 1 ? " worker" : " workers")
+        << " suggested (the most that dynamic dispatch keeps 80 % busy with 10 min of work or more each); longest unit "
         << hms(longest) << ", longest dependency chain " << hms(longest_chain(p, cp.seconds)) << "\n";
     for (int w : {suggested, ranks}) {
       if (w <= 0) continue;

@@ -124,18 +124,7 @@ bool ClaimQueue::try_claim(size_t u, bool& held) {
       held = true;
       return false;
     }
-    fs::path stale = path;
-    stale += ".stale." + me_.host + "." + std::to_string(::getpid());
-    if (::rename(path.c_str(), stale.c_str()) != 0) continue;  // someone else took it over first
-    struct stat moved {};
-    if (::stat(stale.c_str(), &moved) == 0 && (moved.st_ino != seen.st_ino || moved.st_dev != seen.st_dev)) {
-      // A live claim created after the judgement was moved: put it back,
-      // unless a third worker has claimed the unit meanwhile.
-      if (::renameat2(AT_FDCWD, stale.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0) ::unlink(stale.c_str());
-      held = true;
-      return false;
-    }
-    ::unlink(stale.c_str());
+    if (!store::remove_if_unchanged(path, seen)) continue;  // taken over by another worker: look again
     taken_over_.push_back(plan_.units[u].id + " (" + who + ")");
   }
   held = true;

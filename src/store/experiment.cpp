@@ -91,18 +91,8 @@ Lock::Lock(fs::path file, std::string run_id) : file_(std::move(file)) {
     if (!run_id.empty() && kv["run_id"] == run_id) return;  // a cooperating writer of the same run
     const Owner holder = Owner::from_keys(kv);
     if (owner_gone(holder, me)) {
-      // Stale: its owner died (kill -9, node failure, a requeued job). Rename
-      // first so two runs taking it over at once cannot both succeed.
-      fs::path stale = file_;
-      stale += ".stale." + me.host + "." + std::to_string(::getpid());
-      if (::rename(file_.c_str(), stale.c_str()) != 0) continue;  // another run took it over first
-      struct stat moved {};
-      if (::stat(stale.c_str(), &moved) == 0 && (moved.st_ino != seen.st_ino || moved.st_dev != seen.st_dev)) {
-        // The lock judged stale was replaced meanwhile by a live one: put that back.
-        if (::renameat2(AT_FDCWD, stale.c_str(), AT_FDCWD, file_.c_str(), RENAME_NOREPLACE) != 0) ::unlink(stale.c_str());
-        continue;
-      }
-      ::unlink(stale.c_str());
+      // Stale: its owner died (kill -9, node failure, a requeued job).
+      remove_if_unchanged(file_, seen);
       continue;
     }
     throw Error("experiment '" + file_.parent_path().filename().string() + "' is in use by another run (" +

@@ -1,7 +1,10 @@
 #include "zoobench/owner.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
+
+#include <cstdio>
 
 #include <cerrno>
 #include <chrono>
@@ -109,6 +112,21 @@ bool owner_gone(const Owner& holder, const Owner& me, const JobActive& active) {
   if (holder.host == me.host) return !process_alive(holder.pid);
   if (holder.job.empty() || holder.job == me.job) return false;
   return !active(holder.job);
+}
+
+bool remove_if_unchanged(const std::filesystem::path& file, const struct ::stat& judged) {
+  std::filesystem::path aside = file;
+  aside += ".stale." + hostname() + "." + std::to_string(::getpid());
+  if (::rename(file.c_str(), aside.c_str()) != 0) return false;  // someone else took it over first
+  struct ::stat moved {};
+  if (::stat(aside.c_str(), &moved) == 0 && (moved.st_ino != judged.st_ino || moved.st_dev != judged.st_dev)) {
+    // A live one written after the judgement: put it back, unless a third
+    // process has written yet another meanwhile.
+    if (::renameat2(AT_FDCWD, aside.c_str(), AT_FDCWD, file.c_str(), RENAME_NOREPLACE) != 0) ::unlink(aside.c_str());
+    return false;
+  }
+  ::unlink(aside.c_str());
+  return true;
 }
 
 }  // namespace zoobench::store

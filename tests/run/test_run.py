@@ -81,7 +81,7 @@ class TinyRun(unittest.TestCase):
         out = r.stdout
         self.assertIn("grid: 2 zoo entries x 2 tasks = 4 cells; 2 learning rates {0.01, 0.03}", out)
         self.assertIn("units: 4 score, 8 finetune = 12", out)
-        self.assertIn("12 of 12 units measured", out)
+        self.assertIn("all 12 units measured", out)
         self.assertNotIn("missing", out)
         seconds = 0.0
         for kind in ("score", "finetune"):
