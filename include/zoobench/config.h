@@ -60,6 +60,7 @@ struct FinetuneConfig {
   double momentum = 0.9;
   double weight_decay = 1e-4;
   int crop_padding = 2;
+  std::vector<int> decay_epochs;  // lr x0.1 after each; empty = after 50 % and 83 % of the epochs
   std::vector<std::string> flip_domains;
 };
 
@@ -67,6 +68,9 @@ struct FinetuneConfig {
 // the optimisation steps (batches an epoch; a ragged last batch of one image
 // is skipped, as BatchNorm needs two) reach finetune.min_steps.
 int finetune_epochs(const FinetuneConfig& cfg, int64_t train_images);
+// The lr factor of epoch e (from 0) of a fine-tune of `epochs` epochs: 0.1 to
+// the number of decay epochs already passed.
+double lr_factor(const FinetuneConfig& cfg, int epochs, int e);
 
 struct ExtractConfig {
   int max_per_class = 25;

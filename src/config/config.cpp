@@ -254,6 +254,14 @@ Config parse_config(const std::string& text, const std::string& source) {
   c.finetune.momentum = ft["momentum"].as<double>();
   c.finetune.weight_decay = ft["weight_decay"].as<double>();
   c.finetune.crop_padding = ft["crop_padding"].as<int>();
+  if (const YAML::Node d = ft["decay_epochs"]; d.IsDefined() && d.IsSequence()) {  // optional: absent unless given
+    for (double v : d.as<std::vector<double>>()) {
+      const bool rising = c.finetune.decay_epochs.empty() || v > c.finetune.decay_epochs.back();
+      if (v < 1 || v != std::floor(v) || !rising)
+        r.fail(doc["finetune"]["decay_epochs"].Mark(), "finetune.decay_epochs", "epochs are increasing whole numbers >= 1");
+      c.finetune.decay_epochs.push_back(static_cast<int>(v));
+    }
+  }
   c.finetune.flip_domains = strings(ft["flip_domains"]);
   const YAML::Node& ex = res["extract"];
   c.extract = {ex["max_per_class"].as<int>(), ex["batch_size"].as<int>(), ex["lgc_projections"].as<int>(),
@@ -317,6 +325,14 @@ std::string explain_config() {
   out << line;
   explain(config::root_schema(), "", out);
   return out.str();
+}
+
+double lr_factor(const FinetuneConfig& cfg, int epochs, int e) {
+  const std::vector<int> at = cfg.decay_epochs.empty() ? std::vector<int>{epochs / 2, static_cast<int>(epochs * 0.83)}
+                                                        : cfg.decay_epochs;
+  int passed = 0;
+  for (int m : at) passed += e >= m ? 1 : 0;
+  return std::pow(10.0, -passed);  // 0.1, 0.01 as the literals are: no drift from repeated products
 }
 
 int finetune_epochs(const FinetuneConfig& cfg, int64_t train_images) {

@@ -103,6 +103,9 @@ const Field& root_schema() {
         {"momentum", Kind::Float, "0.9", "Nesterov momentum", 0, 0.999},
         {"weight_decay", Kind::Float, "0.0001", "", 0, 1},
         {"crop_padding", Kind::Int, "2", "random-crop augmentation: pad by this many pixels, crop back", 0, 16},
+        optional({"decay_epochs", Kind::FloatList, "",
+                  "epochs after which the lr is multiplied by 0.1, increasing (the seed paper: [15, 25] of 30); "
+                  "absent = after 50 % and 83 % of the epochs"}),
         {"flip_domains", Kind::StringList, "[fashion-mnist, emoji-google, emoji-twitter, openmoji-line]",
          "domains whose images may be flipped left-right (never digits or glyphs)"},
     };

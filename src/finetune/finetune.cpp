@@ -42,12 +42,11 @@ bool flips(const FinetuneConfig& cfg, const ImageSet& set) {
 }  // namespace
 
 // New head, every layer trained: SGD with Nesterov momentum, step decay x0.1
-// at 50 % and 83 % of the epochs, random-crop augmentation.
+// at finetune.decay_epochs (default 50 % and 83 % of the epochs), random-crop augmentation.
 std::unique_ptr<FineTunable> finetune_train(Model& model, const at::Tensor& xtr, const at::Tensor& ytr, int64_t classes,
                                             const FinetuneConfig& cfg, double lr, int epochs, bool flip, uint64_t seed,
                                             comm::Collective* group) {
   const int64_t n = xtr.size(0);
-  const int e1 = epochs / 2, e2 = static_cast<int>(epochs * 0.83);
   const bool parallel = group && group->size() > 1;
   std::unique_ptr<FineTunable> net = model.finetune_copy(classes, seed);
   if (parallel) {
@@ -65,7 +64,7 @@ std::unique_ptr<FineTunable> finetune_train(Model& model, const at::Tensor& xtr,
                                                .nesterov(cfg.momentum > 0)
                                                .weight_decay(cfg.weight_decay));
   for (int e = 0; e < epochs; ++e) {
-    double factor = e >= e2 ? 0.01 : e >= e1 ? 0.1 : 1.0;
+    const double factor = lr_factor(cfg, epochs, e);
     for (auto& g : opt.param_groups()) static_cast<torch::optim::SGDOptions&>(g.options()).lr(lr * factor);
     net->train(true);
     at::Tensor perm = at::randperm(n, gen, at::kLong);

@@ -127,3 +127,22 @@ TEST(Config, TasksExpandOverShotsAndSeeds) {
   EXPECT_EQ(c.tasks[4].group, "opencv-digits");
   EXPECT_THROW(parse_config("name: m\ntasks:\n  - {dataset: optdigits, shot_grid: [2.5]}\n", "m.yaml"), ConfigError);
 }
+
+TEST(Config, DecayEpochsExplicitOrBySharesOfTheEpochs) {
+  Config d = parse_config("", "d.yaml");
+  EXPECT_TRUE(d.finetune.decay_epochs.empty());
+  EXPECT_EQ(d.resolved_yaml.find("decay_epochs"), std::string::npos) << "absent keys stay out of the identity";
+  // The default: x0.1 after 50 % and 83 % of the epochs (24 of 30: int(30 * 0.83)).
+  EXPECT_DOUBLE_EQ(lr_factor(d.finetune, 30, 14), 1.0);
+  EXPECT_DOUBLE_EQ(lr_factor(d.finetune, 30, 15), 0.1);
+  EXPECT_EQ(lr_factor(d.finetune, 30, 24), 0.01);  // bit for bit what earlier runs used
+  // The seed paper's schedule: after epochs 15 and 25 of 30.
+  Config p = parse_config("finetune: {epochs: 30, decay_epochs: [15, 25]}\n", "p.yaml");
+  EXPECT_EQ(p.finetune.decay_epochs, (std::vector<int>{15, 25}));
+  EXPECT_DOUBLE_EQ(lr_factor(p.finetune, 30, 24), 0.1);
+  EXPECT_EQ(lr_factor(p.finetune, 30, 25), 0.01);
+  std::string e = error_of("finetune:\n  decay_epochs: [25, 15]\n");
+  EXPECT_NE(e.find("exp.yaml:2:17"), std::string::npos) << e;
+  EXPECT_NE(e.find("finetune.decay_epochs: epochs are increasing whole numbers >= 1"), std::string::npos) << e;
+  EXPECT_NE(error_of("finetune: {decay_epochs: [1.5]}\n").find("whole numbers"), std::string::npos);
+}
