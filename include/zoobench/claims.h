@@ -60,14 +60,15 @@ class ClaimQueue {
 
  private:
   bool is_done(size_t u);
-  bool failed_this_round(size_t u) const;
+  void read_failures();  // failed/ once per next(): failures are few, units many
+  bool failed_this_round(size_t u) const { return failed_[u] != 0; }
   bool try_claim(size_t u, bool& held);
   const Plan& plan_;
   std::filesystem::path exp_;
   store::Owner me_;
   store::JobActive active_;
   std::vector<size_t> order_;  // the units this worker may take, in the order it tries them
-  std::vector<char> done_;
+  std::vector<char> done_, failed_;  // failed_: failed in this round
   std::set<size_t> mine_;  // units this queue holds
   std::string round_;      // SLURM_ARRAY_JOB_ID or SLURM_JOB_ID of the grid; outside Slurm, host:pid
   size_t held_elsewhere_ = 0;

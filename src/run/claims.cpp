@@ -36,7 +36,7 @@ Share share_from(const std::string& name) {
 ClaimQueue::ClaimQueue(const Plan& plan, fs::path exp_dir, store::Owner me, Share share, int worker, int workers,
                        store::JobActive job_active)
     : plan_(plan), exp_(std::move(exp_dir)), me_(std::move(me)), active_(std::move(job_active)),
-      done_(plan.units.size(), 0) {
+      done_(plan.units.size(), 0), failed_(plan.units.size(), 0) {
   if (share == Share::Static && (workers < 1 || worker < 0 || worker >= workers))
     throw UsageError("--worker " + std::to_string(worker) + " of --workers " + std::to_string(workers) +
                      ": the worker index must lie in [0, workers)");
@@ -84,9 +84,16 @@ bool ClaimQueue::is_done(size_t u) {
   return done_[u];
 }
 
-bool ClaimQueue::failed_this_round(size_t u) const {
-  auto kv = store::read_keys(failed_path(u));
-  return !kv.empty() && kv["round"] == round_;
+void ClaimQueue::read_failures() {
+  std::fill(failed_.begin(), failed_.end(), 0);
+  std::error_code ec;
+  if (!fs::is_directory(exp_ / "failed")) return;
+  for (const auto& e : fs::directory_iterator(exp_ / "failed", ec)) {
+    auto kv = store::read_keys(e.path());
+    if (kv.empty() || kv["round"] != round_) continue;
+    const int u = plan_.find(kv["unit"]);
+    if (u >= 0) failed_[static_cast<size_t>(u)] = 1;
+  }
 }
 
 bool ClaimQueue::try_claim(size_t u, bool& held) {
@@ -134,6 +141,7 @@ bool ClaimQueue::try_claim(size_t u, bool& held) {
 int64_t ClaimQueue::next() {
   held_elsewhere_ = 0;
   bool waiting = false;
+  read_failures();
   for (size_t u : order_) {
     if (mine_.count(u)) continue;
     if (is_done(u) || failed_this_round(u)) continue;
