@@ -22,6 +22,7 @@ struct TaskSpec {
   int test_per_class = 0;            // 0 = every test image of the class
   bool drop_small_classes = false;   // drop classes with < shots training images instead of failing
   bool need_test = true;             // false: scoring only (`zoobench score`), a class may lack test images
+  int min_steps = -1;                // this task's floor on fine-tuning steps; -1 = finetune.min_steps
   std::string where;                 // "file:line:col" of the entry, for later errors
 };
 
@@ -61,6 +62,10 @@ struct FinetuneConfig {
   double weight_decay = 1e-4;
   int crop_padding = 2;
   std::vector<int> decay_epochs;  // lr x0.1 after each; empty = after 50 % and 83 % of the epochs
+  // Widen the grid where its edge binds: for a task on which the top (bottom)
+  // lr binds by the rule of lr_grid.h, every model also fine-tunes at twice
+  // the top (half the bottom) lr.
+  bool extend_edges = false;
   std::vector<std::string> flip_domains;
 };
 
@@ -68,6 +73,8 @@ struct FinetuneConfig {
 // the optimisation steps (batches an epoch; a ragged last batch of one image
 // is skipped, as BatchNorm needs two) reach finetune.min_steps.
 int finetune_epochs(const FinetuneConfig& cfg, int64_t train_images);
+// The fine-tuning recipe of one task: cfg with the task's own step floor.
+FinetuneConfig finetune_for(const FinetuneConfig& cfg, const TaskSpec& task);
 // The lr factor of epoch e (from 0) of a fine-tune of `epochs` epochs: 0.1 to
 // the number of decay epochs already passed.
 double lr_factor(const FinetuneConfig& cfg, int epochs, int e);

@@ -73,6 +73,13 @@ void print_plan(const Config& c, const CampaignPlan& cp, int ranks, std::ostream
     first = false;
   }
   out << " = " << p.units.size() << "\n";
+  if (!p.edge_lrs.empty()) {
+    size_t edge_units = 0;
+    for (const auto& u : p.units) edge_units += u.edge != 0;
+    std::set<double> beyond(p.edge_lrs.begin(), p.edge_lrs.end());
+    out << "  of them " << edge_units << " fine-tunes beyond the grid's edges " << braces(beyond)
+        << " (finetune.extend_edges): each runs only on a task where its edge binds, so the cost below is an upper bound\n";
+  }
 
   const bool gpu = c.execution.device == "cuda";
   char line[256];

@@ -185,6 +185,7 @@ Config parse_config(const std::string& text, const std::string& source) {
     s.val_fraction = t["val_fraction"].as<double>();
     s.test_per_class = t["test_per_class"].as<int>();
     s.drop_small_classes = t["drop_small_classes"].as<bool>();
+    if (t["min_steps"].IsDefined() && !t["min_steps"].IsNull()) s.min_steps = t["min_steps"].as<int>();  // optional
     s.where = r.loc(orig.Mark());
     s.group = s.name;
     std::string path = "tasks[" + std::to_string(i) + "]";
@@ -262,6 +263,7 @@ Config parse_config(const std::string& text, const std::string& source) {
       c.finetune.decay_epochs.push_back(static_cast<int>(v));
     }
   }
+  if (ft["extend_edges"].IsDefined() && !ft["extend_edges"].IsNull()) c.finetune.extend_edges = ft["extend_edges"].as<bool>();
   c.finetune.flip_domains = strings(ft["flip_domains"]);
   const YAML::Node& ex = res["extract"];
   c.extract = {ex["max_per_class"].as<int>(), ex["batch_size"].as<int>(), ex["lgc_projections"].as<int>(),
@@ -325,6 +327,12 @@ std::string explain_config() {
   out << line;
   explain(config::root_schema(), "", out);
   return out.str();
+}
+
+FinetuneConfig finetune_for(const FinetuneConfig& cfg, const TaskSpec& task) {
+  FinetuneConfig f = cfg;
+  if (task.min_steps >= 0) f.min_steps = task.min_steps;
+  return f;
 }
 
 double lr_factor(const FinetuneConfig& cfg, int epochs, int e) {

@@ -63,6 +63,9 @@ const Field& root_schema() {
         {"val_fraction", Kind::Float, "0.2", "share of each class's shots held out to choose the lr", 0.0, 0.9},
         {"test_per_class", Kind::Int, "0", "test images per class; 0 = all of them", 0, 1000000},
         {"drop_small_classes", Kind::Bool, "false", "drop classes with fewer training images than shots (else an error)"},
+        optional({"min_steps", Kind::Int, "",
+                  "this task's floor on the optimisation steps of a fine-tune (many classes at few shots need more); "
+                  "absent = finetune.min_steps", 0, 10000000}),
     };
     Field data{"data", Kind::Map, "", "packed data sets"};
     data.fields = {
@@ -106,6 +109,10 @@ const Field& root_schema() {
         optional({"decay_epochs", Kind::FloatList, "",
                   "epochs after which the lr is multiplied by 0.1, increasing (the seed paper: [15, 25] of 30); "
                   "absent = after 50 % and 83 % of the epochs"}),
+        optional({"extend_edges", Kind::Bool, "",
+                  "widen the grid where its edge binds: on a task where more than 20 % of the models choose the top "
+                  "(bottom) lr while the mean validation accuracy there is still more than a point above its neighbour's, "
+                  "every model also fine-tunes at 2 x top (bottom / 2); absent = false"}),
         {"flip_domains", Kind::StringList, "[fashion-mnist, emoji-google, emoji-twitter, openmoji-line]",
          "domains whose images may be flipped left-right (never digits or glyphs)"},
     };

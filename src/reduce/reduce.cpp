@@ -12,6 +12,7 @@
 #include "zoobench/error.h"
 #include "zoobench/h5.h"
 #include "zoobench/io.h"
+#include "zoobench/lr_grid.h"
 #include "zoobench/reduce.h"
 #include "zoobench/store.h"
 
@@ -289,49 +290,40 @@ std::vector<std::string> reduce(const fs::path& target, const ReduceOptions& opt
   for (double s : f_sec) finetune_seconds += s, finetune_runs += 1;
   double brute_force = 0;
   for (const Task& t : tasks) {
-    std::set<double> lrs;
-    std::map<double, std::pair<double, double>> val_by_lr;  // lr -> (sum, count)
-    std::vector<double> chosen_train, chosen_lr;
+    std::vector<GridRun> grid;
+    std::vector<double> chosen_train;
     double task_seconds = 0, mean_test_acc = 0;
     for (size_t i = 0; i < f_lr.size(); ++i) {
       if (f_task[i] != t.name) continue;
-      lrs.insert(f_lr[i]);
-      val_by_lr[f_lr[i]].first += f_val[i];
-      val_by_lr[f_lr[i]].second += 1;
+      grid.push_back({f_model[i], f_lr[i], f_val[i], f_chosen[i] > 0});
       task_seconds += f_sec[i];
-      if (f_chosen[i] > 0) chosen_train.push_back(f_train[i]), chosen_lr.push_back(f_lr[i]);
+      if (f_chosen[i] > 0) chosen_train.push_back(f_train[i]);
     }
     brute_force += task_seconds / static_cast<double>(tasks.size());
     for (double a : t.acc) mean_test_acc += a / static_cast<double>(std::max<size_t>(1, t.acc.size()));
-    if (lrs.empty()) continue;
-    auto mean_val = [&](double lr) { return val_by_lr[lr].first / val_by_lr[lr].second; };
-    const double lo = *lrs.begin(), hi = *lrs.rbegin();
-    double at_top = 0, at_bottom = 0;
-    for (double lr : chosen_lr) at_top += lrs.size() > 1 && lr == hi, at_bottom += lrs.size() > 1 && lr == lo;
-    const double n_chosen = static_cast<double>(chosen_lr.size());
-    const double edge_share = chosen_lr.empty() ? kNaN : (at_top + at_bottom) / n_chosen;
-    const double rise_hi = lrs.size() > 1 ? mean_val(hi) - mean_val(*std::next(lrs.rbegin())) : kNaN;
-    const double rise_lo = lrs.size() > 1 ? mean_val(lo) - mean_val(*std::next(lrs.begin())) : kNaN;
+    if (grid.empty()) continue;
+    const EdgeCheck e = check_edges(grid);
+    const double edge_share = e.cells == 0 ? kNaN : e.share_top + e.share_bottom;
     std::sort(chosen_train.begin(), chosen_train.end());
     const size_t k = chosen_train.size();
     const double median_train = k == 0 ? kNaN : k % 2 ? chosen_train[k / 2] : (chosen_train[k / 2 - 1] + chosen_train[k / 2]) / 2;
     const double se = t.test > 0 ? std::sqrt(mean_test_acc * (1 - mean_test_acc) / static_cast<double>(t.test)) : kNaN;
     gt_rows.push_back({t.name, t.shot, t.seed, edge_share,
-                       rise_hi, rise_lo, median_train, t.test,
+                       e.rise_top, e.rise_bottom, median_train, t.test,
                        se});
     if (median_train < 0.95)
       warnings.push_back("task '" + t.name + "': the chosen fine-tunes reach a median training accuracy of " +
                          fmt(median_train, "%.2f") + " (< 0.95): the ground truth is not a converged fine-tune");
     // Each edge on its own: cells piling up at the top lr say nothing about
     // whether the accuracy still rises at the bottom one.
-    auto edge_warning = [&](const char* edge, double chosen_there, double rise) {
-      if (chosen_lr.empty() || chosen_there / n_chosen <= 0.2 || std::isnan(rise) || rise <= 0.01) return;
-      warnings.push_back("task '" + t.name + "': " + fmt(100 * chosen_there / n_chosen, "%.0f") + " % of cells choose the " +
-                         edge + " lr of the grid while the mean validation accuracy still rises there (" +
+    auto edge_warning = [&](const char* edge, double share, double rise) {
+      if (!edge_binds(share, rise)) return;
+      warnings.push_back("task '" + t.name + "': " + fmt(100 * share, "%.0f") + " % of cells choose the " + edge +
+                         " lr of the grid while the mean validation accuracy still rises there (" +
                          fmt(100 * rise, "%.1f") + " points): widen the grid");
     };
-    edge_warning("top", at_top, rise_hi);
-    edge_warning("bottom", at_bottom, rise_lo);
+    edge_warning("top", e.share_top, e.rise_top);
+    edge_warning("bottom", e.share_bottom, e.rise_bottom);
     if (se > 0.02)
       warnings.push_back("task '" + t.name + "': " + std::to_string(t.test) + " test images give a binomial standard error of " +
                          fmt(100 * se, "%.1f") + " points per cell (> 2)");

@@ -2,9 +2,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "zoobench/error.h"
+#include "zoobench/lr_grid.h"
 #include "zoobench/selector.h"
 
 namespace zoobench {
@@ -49,6 +51,14 @@ std::string encode_id(const std::string& id) {
     }
   }
   return out;
+}
+
+std::vector<std::string> Plan::finetune_ids(size_t model, size_t task) const {
+  std::vector<std::string> ids;
+  const std::string stem = "finetune/" + models.at(model).name + "/" + tasks.at(task).name + "/";
+  for (double lr : lrs) ids.push_back(stem + lr_text(lr));
+  for (double lr : edge_lrs) ids.push_back(stem + lr_text(lr));
+  return ids;
 }
 
 int Plan::find(const std::string& id) const {
@@ -96,16 +106,34 @@ Plan make_plan(const Config& c, std::vector<PlanModel> models, std::vector<PlanT
       if (source_of[m] >= 0) u.deps.push_back(source_of[m]);
       p.units.push_back(u);
     }
+  auto finetune_cost = [&](const PlanTask& task, size_t m) {
+    FinetuneConfig ft = c.finetune;
+    if (task.min_steps >= 0) ft.min_steps = task.min_steps;
+    return forward_flops(p.models[m]) *
+           (3.0 * finetune_epochs(ft, static_cast<int64_t>(task.train)) * static_cast<double>(task.train) +
+            static_cast<double>(task.train + task.val + task.test));
+  };
+  std::vector<std::vector<int>> grid_of(p.tasks.size());
   for (size_t t = 0; t < p.tasks.size(); ++t)
     for (size_t m = 0; m < p.models.size(); ++m)
       for (size_t k = 0; k < p.lrs.size(); ++k) {
-        const auto& task = p.tasks[t];
-        const double f = forward_flops(p.models[m]);
-        p.units.push_back({"finetune/" + p.models[m].name + "/" + task.name + "/" + lr_text(p.lrs[k]), UnitKind::Finetune,
-                           static_cast<int>(m), static_cast<int>(t), static_cast<int>(k), {},
-                           f * (3.0 * finetune_epochs(c.finetune, static_cast<int64_t>(task.train)) * static_cast<double>(task.train) +
-                                static_cast<double>(task.train + task.val + task.test))});
+        grid_of[t].push_back(static_cast<int>(p.units.size()));
+        p.units.push_back({"finetune/" + p.models[m].name + "/" + p.tasks[t].name + "/" + lr_text(p.lrs[k]),
+                           UnitKind::Finetune, static_cast<int>(m), static_cast<int>(t), static_cast<int>(k), {},
+                           finetune_cost(p.tasks[t], m)});
       }
+  if (c.finetune.extend_edges && p.lrs.size() > 1) {
+    const auto [lo, hi] = std::minmax_element(p.lrs.begin(), p.lrs.end());
+    p.edge_lrs = {*hi * kEdgeFactor, *lo / kEdgeFactor};
+    for (size_t t = 0; t < p.tasks.size(); ++t)
+      for (size_t m = 0; m < p.models.size(); ++m)
+        for (size_t k = 0; k < p.edge_lrs.size(); ++k) {
+          Unit u{"finetune/" + p.models[m].name + "/" + p.tasks[t].name + "/" + lr_text(p.edge_lrs[k]), UnitKind::Finetune,
+                 static_cast<int>(m), static_cast<int>(t), static_cast<int>(k), grid_of[t], finetune_cost(p.tasks[t], m)};
+          u.edge = k == 0 ? 1 : -1;
+          p.units.push_back(std::move(u));
+        }
+  }
   // From multiply-adds to rough seconds at ~2 GFLOP/s per rank: only ratios matter.
   for (auto& u : p.units) u.cost = 2.0 * u.cost / 2e9;
   return p;
@@ -119,13 +147,14 @@ std::string Plan::to_json() const {
   for (const auto& t : tasks)
     j["tasks"].push_back({{"name", t.name}, {"shot", t.shot}, {"seed", t.seed}, {"train", t.train}, {"val", t.val},
                           {"test", t.test}, {"scored", t.scored}, {"classes", t.classes},
-                          {"group", t.group.empty() ? t.name : t.group}});
+                          {"group", t.group.empty() ? t.name : t.group}, {"min_steps", t.min_steps}});
   j["lrs"] = lrs;
+  j["edge_lrs"] = edge_lrs;
   j["selectors"] = selectors;
   j["probe_model"] = probe_model;
   for (const auto& u : units)
     j["units"].push_back({{"id", u.id}, {"kind", unit_kind_name(u.kind)}, {"model", u.model}, {"task", u.task},
-                          {"lr", u.lr}, {"deps", u.deps}, {"cost", u.cost}});
+                          {"lr", u.lr}, {"edge", u.edge}, {"deps", u.deps}, {"cost", u.cost}});
   return j.dump(1) + "\n";
 }
 
@@ -138,8 +167,10 @@ Plan Plan::from_json(const std::string& text, const std::string& where) {
                           m.at("input_size"), m.at("kind")});
     for (const auto& t : j.at("tasks"))
       p.tasks.push_back({t.at("name"), t.at("shot"), t.at("seed"), t.at("train"), t.at("val"), t.at("test"),
-                         t.at("scored"), t.at("classes"), t.value("group", t.at("name").get<std::string>())});
+                         t.at("scored"), t.at("classes"), t.value("group", t.at("name").get<std::string>()),
+                         t.value("min_steps", -1)});
     p.lrs = j.at("lrs").get<std::vector<double>>();
+    p.edge_lrs = j.value("edge_lrs", std::vector<double>{});
     p.selectors = j.at("selectors").get<std::vector<std::string>>();
     p.probe_model = j.at("probe_model");
     for (const auto& u : j.at("units")) {
@@ -151,6 +182,7 @@ Plan Plan::from_json(const std::string& text, const std::string& where) {
       x.model = u.at("model");
       x.task = u.at("task");
       x.lr = u.at("lr");
+      x.edge = u.value("edge", 0);
       x.deps = u.at("deps").get<std::vector<int>>();
       x.cost = u.at("cost");
       p.units.push_back(std::move(x));

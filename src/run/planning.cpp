@@ -84,7 +84,7 @@ CampaignPlan plan_campaign(const Config& c, const fs::path& data_dir, const fs::
       if (it == sets.end()) it = sets.emplace(spec.dataset, read_packed(p)).first;
       const Task t = sample_task(spec, it->second);
       tasks.push_back({spec.name, spec.shots, static_cast<int64_t>(spec.seed), t.train.size(), t.val.size(),
-                       t.test.size(), scored_samples(t, c.extract.max_per_class).size(), t.classes(), spec.group});
+                       t.test.size(), scored_samples(t, c.extract.max_per_class).size(), t.classes(), spec.group, spec.min_steps});
     } else {
       // Sizes from the spec alone: the class count is only known from the data.
       const size_t classes = spec.classes.empty() ? 10 : spec.classes.size();
@@ -93,7 +93,7 @@ CampaignPlan plan_campaign(const Config& c, const fs::path& data_dir, const fs::
       const size_t test = static_cast<size_t>(spec.test_per_class > 0 ? spec.test_per_class : 50);
       const size_t per = std::min<size_t>(shots, c.extract.max_per_class > 0 ? static_cast<size_t>(c.extract.max_per_class) : shots);
       tasks.push_back({spec.name, spec.shots, static_cast<int64_t>(spec.seed), (shots - val) * classes, val * classes,
-                       test * classes, per * classes, classes, spec.group});
+                       test * classes, per * classes, classes, spec.group, spec.min_steps});
       if (noted.count(spec.dataset + "#assumed") == 0) {
         noted[spec.dataset + "#assumed"] = true;
         cp.assumptions.push_back("data set " + spec.dataset + ": " + std::to_string(classes) + " classes" +

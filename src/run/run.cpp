@@ -114,7 +114,7 @@ Grid build_grid(const Config& c, const fs::path& data_dir, const at::Device& dev
     g.tasks.push_back(sample_task(spec, it->second));
     const Task& t = g.tasks.back();
     ptasks.push_back({spec.name, spec.shots, static_cast<int64_t>(spec.seed), t.train.size(), t.val.size(), t.test.size(),
-                      scored_samples(t, c.extract.max_per_class).size(), t.classes(), spec.group});
+                      scored_samples(t, c.extract.max_per_class).size(), t.classes(), spec.group, spec.min_steps});
   }
   std::vector<PlanModel> pmodels;
   unsigned needs = 0;

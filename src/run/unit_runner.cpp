@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 
 #include "zoobench/comm.h"
@@ -10,6 +11,7 @@
 #include "zoobench/finetune.h"
 #include "zoobench/h5_tensor.h"
 #include "zoobench/loader.h"
+#include "zoobench/lr_grid.h"
 #include "zoobench/random.h"
 
 namespace zoobench {
@@ -90,9 +92,18 @@ double UnitRunner::run(size_t index, comm::Collective* group) {
     case UnitKind::Finetune: {
       Model& m = *models_.at(static_cast<size_t>(u.model));
       const Task& task = tasks_.at(static_cast<size_t>(u.task));
+      const double lr = plan_.lr_of(u);
+      const EdgeVerdict verdict = u.edge ? edge_verdict(u) : EdgeVerdict{true, ""};
+      if (!verdict.run) {
+        open_shard();
+        if (w) {
+          w->file().set_attr("lr", lr);
+          w->file().set_attr("not_needed", verdict.why);
+        }
+        break;
+      }
       const uint64_t seed = derive_seed(c_.seed, m.name() + "/" + task.spec.name);
-      FinetuneRun r = finetune_one(m, set(task.spec.dataset), task, c_.finetune,
-                                   plan_.lrs.at(static_cast<size_t>(u.lr)), seed, dp);
+      FinetuneRun r = finetune_one(m, set(task.spec.dataset), task, finetune_for(c_.finetune, task.spec), lr, seed, dp);
       open_shard();
       if (w) {
         auto& f = w->file();
@@ -102,6 +113,7 @@ double UnitRunner::run(size_t index, comm::Collective* group) {
         f.set_attr("val_acc", r.val_acc);
         f.set_attr("test_acc", r.test_acc);
         f.set_attr("finetune_seconds", r.seconds);
+        if (u.edge) f.set_attr("edge_check", verdict.why);
       }
       break;
     }
@@ -109,6 +121,29 @@ double UnitRunner::run(size_t index, comm::Collective* group) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (w) w->commit(seconds);
   return seconds;
+}
+
+UnitRunner::EdgeVerdict UnitRunner::edge_verdict(const Unit& u) const {
+  // The task's whole grid, from its shards; per model the chosen lr is the
+  // merge's: the best validation accuracy, ties to the first in grid order.
+  std::vector<GridRun> runs;
+  std::map<std::string, size_t> best;  // model -> index into runs
+  for (int d : u.deps) {
+    const Unit& dep = plan_.units.at(static_cast<size_t>(d));
+    h5::File f = h5::File::open(store::shard_path(exp_dir_, dep));
+    runs.push_back({plan_.models.at(static_cast<size_t>(dep.model)).name, f.attr_double("lr"), f.attr_double("val_acc"), false});
+    auto [it, fresh] = best.emplace(runs.back().cell, runs.size() - 1);
+    if (!fresh && runs.back().val_acc > runs[it->second].val_acc) it->second = runs.size() - 1;
+  }
+  for (const auto& [model, k] : best) runs[k].chosen = true;
+  const EdgeCheck e = check_edges(runs);
+  const bool top = u.edge > 0;
+  const double share = top ? e.share_top : e.share_bottom, rise = top ? e.rise_top : e.rise_bottom;
+  char why[256];
+  std::snprintf(why, sizeof why, "the %s lr %g is chosen by %.0f %% of %zu models, mean validation accuracy %+.1f points "
+                "against its neighbour: %s", top ? "top" : "bottom", top ? e.hi : e.lo, 100 * share, e.cells, 100 * rise,
+                edge_binds(share, rise) ? "the edge binds, the grid is widened" : "not needed");
+  return {edge_binds(share, rise), why};
 }
 
 void UnitRunner::write_score(const Unit& u, store::ShardWriter& w) {

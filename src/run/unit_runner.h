@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "zoobench/config.h"
@@ -31,6 +32,13 @@ class UnitRunner {
 
  private:
   const ImageSet& set(const std::string& dataset);
+  // Whether an edge unit's fine-tune is needed: its task's grid (the unit's
+  // dependencies) binds at that edge by the rule of lr_grid.h; why, in words.
+  struct EdgeVerdict {
+    bool run = true;
+    std::string why;
+  };
+  EdgeVerdict edge_verdict(const Unit& u) const;
   void write_score(const Unit& u, store::ShardWriter& w);
   const Config& c_;
   const Plan& plan_;

@@ -169,7 +169,7 @@ fs::path merge(const fs::path& exp_dir, bool partial) {
       std::vector<size_t> present;
       for (size_t m = 0; m < M; ++m) {
         bool all = done(unit_of("score/" + plan.models[m].name + "/" + task.name));
-        for (double lr : plan.lrs) all = all && done(unit_of("finetune/" + plan.models[m].name + "/" + task.name + "/" + lr_text(lr)));
+        for (const auto& id : plan.finetune_ids(m, t)) all = all && done(unit_of(id));
         if (all) present.push_back(m);
         else ++missing[t];
       }
@@ -218,8 +218,9 @@ fs::path merge(const fs::path& exp_dir, bool partial) {
         std::vector<FinetuneRun> grid;
         std::vector<Who> fw;
         std::vector<int64_t> ranks;
-        for (double lr : plan.lrs) {
-          h5::File s = shard(unit_of("finetune/" + model + "/" + task.name + "/" + lr_text(lr)));
+        for (const auto& id : plan.finetune_ids(m, t)) {
+          h5::File s = shard(unit_of(id));
+          if (s.has_attr("not_needed")) continue;  // an edge of the grid that did not bind on this task
           FinetuneRun r;
           r.lr = s.attr_double("lr");
           r.epochs = static_cast<int>(s.attr_int("epochs"));

@@ -146,3 +146,28 @@ TEST(Config, DecayEpochsExplicitOrBySharesOfTheEpochs) {
   EXPECT_NE(e.find("finetune.decay_epochs: epochs are increasing whole numbers >= 1"), std::string::npos) << e;
   EXPECT_NE(error_of("finetune: {decay_epochs: [1.5]}\n").find("whole numbers"), std::string::npos);
 }
+
+// A task may set its own step floor; extend_edges widens the lr grid where it binds. Both stay out of
+// the identity of configs that do not name them, so earlier results keep resuming.
+TEST(Config, TaskStepFloorAndEdgeExtension) {
+  Config d = parse_config("tasks:\n  - {dataset: optdigits}\n", "d.yaml");
+  EXPECT_FALSE(d.finetune.extend_edges);
+  EXPECT_EQ(d.tasks[0].min_steps, -1);
+  EXPECT_EQ(d.resolved_yaml.find("extend_edges"), std::string::npos) << d.resolved_yaml;
+  EXPECT_EQ(d.resolved_yaml.find("min_steps: -1"), std::string::npos) << d.resolved_yaml;
+  Config c = parse_config(
+      "tasks:\n"
+      "  - {dataset: glyphs-thai, shot_grid: [5, 10], min_steps: 250}\n"
+      "  - {dataset: optdigits}\n"
+      "finetune: {epochs: 26, min_steps: 150, lrs: [0.2, 0.1], extend_edges: true}\n",
+      "c.yaml");
+  EXPECT_TRUE(c.finetune.extend_edges);
+  ASSERT_EQ(c.tasks.size(), 3u);
+  EXPECT_EQ(c.tasks[1].min_steps, 250) << "every task of the entry";
+  EXPECT_EQ(c.tasks[2].min_steps, -1);
+  // 184 training images: 6 batches an epoch; 250 steps need 42 epochs, the config's floor 26.
+  EXPECT_EQ(finetune_epochs(finetune_for(c.finetune, c.tasks[0]), 184), 42);
+  EXPECT_EQ(finetune_epochs(finetune_for(c.finetune, c.tasks[2]), 184), 26);
+  EXPECT_NE(error_of("tasks:\n  - {dataset: optdigits, min_steps: -5}\n").find("tasks[0].min_steps"), std::string::npos);
+  EXPECT_NE(error_of("finetune: {extend_edges: maybe}\n").find("finetune.extend_edges"), std::string::npos);
+}

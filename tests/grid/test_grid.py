@@ -4,6 +4,7 @@ accuracies, every rank computes units, a run killed with SIGKILL at any
 moment (inside a shard write included) is finished by rerunning it, and bad
 input ends every rank with one clear error line."""
 import glob
+import json
 import os
 import random
 import shutil
@@ -151,6 +152,67 @@ class Grid(unittest.TestCase):
         shards = glob.glob(os.path.join(os.path.dirname(self.runs[2][1]), "shards", "*", "*.h5"))
         self.assertEqual(len(shards), 12)
         self.assertFalse(os.path.exists(os.path.join(os.path.dirname(self.runs[2][1]), "lock")))
+
+    def test_edge_extension_widens_the_grid_only_where_an_edge_binds(self):
+        """finetune.extend_edges: for each task and edge, every model fine-tunes one step beyond the edge
+        exactly when the rule (more than 20 % of the cells choose the edge, the mean validation accuracy
+        still more than a point above its neighbour's) holds on the task's grid, recomputed here from the
+        stored runs. Tiny lrs leave the networks underfit, so some edge binds; the other runs store
+        "not needed". A task's own min_steps sets its length."""
+        with open(write_config(self.tmp, name="edges", **{"finetune.lrs": [0.0005, 0.0002], "finetune.epochs": 10,
+                                                           "finetune.extend_edges": True, "selectors": ["lfc"]})) as fh:
+            cfg = yaml.safe_load(fh)
+        cfg["tasks"][0]["min_steps"] = 100  # 80 training images: 3 batches an epoch, 34 epochs
+        path = os.path.join(self.tmp, "edges.yaml")
+        with open(path, "w") as fh:
+            yaml.safe_dump(cfg, fh)
+        res = os.path.join(self.tmp, "edges")
+        r = run(2, path, self.zoo, res)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        exp = os.path.join(res, "edges")
+        with open(os.path.join(exp, "plan.json")) as fh:
+            plan = json.load(fh)
+        self.assertEqual(plan["edge_lrs"], [0.001, 0.0001])
+        self.assertEqual(sum(1 for u in plan["units"] if u["edge"] != 0), 2 * 2 * 2)
+        with h5py.File(os.path.join(exp, "results.h5"), "r") as f:
+            ft = table(f["finetune"])
+        self.assertEqual(set(ft["epochs"][ft["task"] == "opencv-digits"]), {34})
+        self.assertEqual(set(ft["epochs"][ft["task"] == "optdigits-3way"]), {10})
+        bound = {}
+        for task in ("opencv-digits", "optdigits-3way"):
+            rows = np.flatnonzero(ft["task"] == task)
+            models = sorted(set(ft["model"][rows]))
+            grid = [i for i in rows if ft["lr"][i] in (0.0005, 0.0002)]
+            chosen = {}
+            for m in models:  # rows in grid order: ties go to the first lr
+                mine = [i for i in grid if ft["model"][i] == m]
+                chosen[m] = ft["lr"][max(mine, key=lambda i: (ft["val_acc"][i], -mine.index(i)))]
+            mean_val = {lr: np.mean([ft["val_acc"][i] for i in grid if ft["lr"][i] == lr]) for lr in (0.0005, 0.0002)}
+            for edge, at, neighbour, beyond in (("top", 0.0005, 0.0002, 0.001), ("bottom", 0.0002, 0.0005, 0.0001)):
+                share = np.mean([chosen[m] == at for m in models])
+                binds = bool(share > 0.2 and mean_val[at] - mean_val[neighbour] > 0.01)
+                bound[(task, edge)] = binds
+                ran = [i for i in rows if ft["lr"][i] == beyond]
+                self.assertEqual(len(ran), len(models) if binds else 0, (task, edge, share, mean_val))
+                for m in models:
+                    shard = os.path.join(exp, "shards", "finetune", f"{m}%2F{task}%2F{beyond:g}.h5")
+                    with h5py.File(shard, "r") as s:
+                        self.assertEqual("not_needed" in s.attrs, not binds, shard)
+                        if not binds:
+                            self.assertIn(f"the {edge} lr {at:g} is chosen by", s.attrs["not_needed"])
+            # The cell's choice covers its widened grid: the best validation accuracy of all its runs.
+            for m in models:
+                mine = [i for i in rows if ft["model"][i] == m]
+                best = max(mine, key=lambda i: (ft["val_acc"][i], -mine.index(i)))
+                self.assertEqual([int(ft["chosen"][i]) for i in mine], [int(i == best) for i in mine])
+        # Both paths are taken: some edge widened the grid, some edge stored "not needed".
+        self.assertIn(True, bound.values(), bound)
+        self.assertIn(False, bound.values(), bound)
+        # `plan` names the conditional units and calls its cost an upper bound.
+        p = subprocess.run([ZOOBENCH, "plan", path, "--zoo-dir", self.zoo, "--results-dir", res],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("of them 8 fine-tunes beyond the grid's edges {0.0001, 0.001}", p.stdout)
 
     def test_rerun_resumes_with_nothing_to_do_and_fresh_moves_aside(self):
         res = os.path.join(self.tmp, "again")

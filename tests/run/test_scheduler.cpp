@@ -2,7 +2,10 @@
 // resume flags, round-robin, and the simulation's bounds.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "zoobench/error.h"
+#include "zoobench/lr_grid.h"
 #include "zoobench/plan.h"
 #include "zoobench/scheduler.h"
 #include "zoobench/selector.h"
@@ -40,6 +43,76 @@ TEST(Plan, UnitsAndDependencies) {
   EXPECT_EQ(encode_id("big/x/t1"), "big%2Fx%2Ft1");
   // Without probe or source selectors there are no shared units.
   EXPECT_EQ(small_plan(kNeedFeatures).units.size(), 12u);
+}
+
+// finetune.extend_edges: per cell one fine-tune beyond each edge, depending on the whole task's grid.
+TEST(Plan, EdgeUnitsDependOnTheirTasksWholeGrid) {
+  Config c;
+  c.finetune.lrs = {0.2, 0.1};
+  c.finetune.extend_edges = true;
+  std::vector<PlanModel> models = {{"a", "builtin", "resnet8", 8, 1, 32, "expert"},
+                                   {"b", "builtin", "cnn", 8, 1, 32, "expert"}};
+  std::vector<PlanTask> tasks = {{"t1", 10, 0, 80, 20, 200, 100, 10}, {"t2", 5, 1, 40, 10, 100, 50, 10, "t", 400}};
+  Plan p = make_plan(c, models, tasks, {"lfc"}, kNeedFeatures, -1);
+  EXPECT_EQ(p.edge_lrs, (std::vector<double>{0.4, 0.05}));
+  ASSERT_EQ(p.units.size(), 4u + 8u + 8u);  // score, grid, edges
+  const int up = p.find("finetune/b/t2/0.4"), down = p.find("finetune/a/t2/0.05");
+  ASSERT_GE(up, 0);
+  ASSERT_GE(down, 0);
+  const Unit& u = p.units[static_cast<size_t>(up)];
+  EXPECT_EQ(u.edge, 1);
+  EXPECT_EQ(p.units[static_cast<size_t>(down)].edge, -1);
+  EXPECT_DOUBLE_EQ(p.lr_of(u), 0.4);
+  EXPECT_DOUBLE_EQ(p.lr_of(p.units[static_cast<size_t>(down)]), 0.05);
+  std::vector<int> grid;
+  for (const char* id : {"finetune/a/t2/0.2", "finetune/a/t2/0.1", "finetune/b/t2/0.2", "finetune/b/t2/0.1"})
+    grid.push_back(p.find(id));
+  EXPECT_EQ(u.deps, grid) << "every model's grid of the task, so every cell of a task gets the same grid";
+  EXPECT_EQ(p.finetune_ids(1, 1), (std::vector<std::string>{"finetune/b/t2/0.2", "finetune/b/t2/0.1", "finetune/b/t2/0.4",
+                                                            "finetune/b/t2/0.05"}));
+  // t2's own step floor (400 steps of 2 batches: 200 epochs) makes its fine-tunes cost more than the epochs alone.
+  Plan q = make_plan(c, models, {tasks[1]}, {"lfc"}, kNeedFeatures, -1);
+  tasks[1].min_steps = -1;
+  Plan r = make_plan(c, models, {tasks[1]}, {"lfc"}, kNeedFeatures, -1);
+  EXPECT_GT(q.units[static_cast<size_t>(q.find("finetune/a/t2/0.2"))].cost,
+            5 * r.units[static_cast<size_t>(r.find("finetune/a/t2/0.2"))].cost);
+  Plan back = Plan::from_json(p.to_json(), "test");
+  EXPECT_EQ(back.edge_lrs, p.edge_lrs);
+  EXPECT_EQ(back.units[static_cast<size_t>(up)].edge, 1);
+  EXPECT_EQ(back.tasks[1].min_steps, 400);
+  // One lr is no grid to widen.
+  c.finetune.lrs = {0.1};
+  EXPECT_TRUE(make_plan(c, models, tasks, {"lfc"}, kNeedFeatures, -1).edge_lrs.empty());
+}
+
+// The rule `reduce` warns by and extend_edges widens by (ties in validation accuracy go to the first lr).
+TEST(LrGrid, EdgesBindWhereManyCellsChooseThemAndTheAccuracyStillRises) {
+  // Four cells on the grid {0.1, 0.2}: three choose 0.2, whose mean validation accuracy is 2.5 points higher.
+  std::vector<GridRun> runs = {{"a", 0.2, 0.80, true},  {"a", 0.1, 0.70, false}, {"b", 0.2, 0.60, true},
+                               {"b", 0.1, 0.55, false}, {"c", 0.2, 0.50, true},  {"c", 0.1, 0.50, false},
+                               {"d", 0.2, 0.40, false}, {"d", 0.1, 0.45, true}};
+  EdgeCheck e = check_edges(runs);
+  EXPECT_EQ(e.cells, 4u);
+  EXPECT_DOUBLE_EQ(e.hi, 0.2);
+  EXPECT_DOUBLE_EQ(e.lo, 0.1);
+  EXPECT_DOUBLE_EQ(e.share_top, 0.75);
+  EXPECT_DOUBLE_EQ(e.share_bottom, 0.25);
+  EXPECT_NEAR(e.rise_top, 0.025, 1e-12);
+  EXPECT_NEAR(e.rise_bottom, -0.025, 1e-12);
+  EXPECT_TRUE(edge_binds(e.share_top, e.rise_top));
+  EXPECT_FALSE(edge_binds(e.share_bottom, e.rise_bottom)) << "chosen often enough, but the accuracy falls there";
+  EXPECT_FALSE(edge_binds(0.2, 0.05)) << "20 % is not more than 20 %";
+  EXPECT_FALSE(edge_binds(0.9, 0.01)) << "one point is not more than a point";
+  // A three-lr grid: the middle lr is no edge; the rise compares each edge with its neighbour.
+  runs = {{"a", 0.4, 0.6, false}, {"a", 0.2, 0.9, true}, {"a", 0.1, 0.7, false}};
+  e = check_edges(runs);
+  EXPECT_DOUBLE_EQ(e.share_top + e.share_bottom, 0.0);
+  EXPECT_NEAR(e.rise_top, -0.3, 1e-12);
+  EXPECT_NEAR(e.rise_bottom, -0.2, 1e-12);
+  // One lr: no edge to speak of.
+  e = check_edges({{"a", 0.1, 0.5, true}});
+  EXPECT_TRUE(std::isnan(e.rise_top));
+  EXPECT_FALSE(edge_binds(e.share_top, e.rise_top));
 }
 
 TEST(Dispatcher, LargestReadyFirstAndDependenciesRespected) {
