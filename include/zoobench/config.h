@@ -16,7 +16,8 @@ struct TaskSpec {
   std::string group;                 // the entry's name: shot_grid x seeds expand one entry into several tasks
   std::string dataset;               // a packed domain name, e.g. "opencv-digits"
   std::vector<std::string> classes;  // class names; empty = every class
-  int shots = 10;                    // training images per class (validation carved from these)
+  static constexpr int kAllShots = 0;  // `shots: all`
+  int shots = 10;                    // training images per class (validation carved from these); kAllShots = every one
   uint64_t seed = 0;
   double val_fraction = 0.2;         // share of the shots held out for choosing the lr
   int test_per_class = 0;            // 0 = every test image of the class
@@ -113,11 +114,23 @@ struct Config {
   ExtractConfig extract;
   std::vector<std::string> selectors;
   ExecutionConfig execution;
-  std::string resolved_yaml;  // every key with defaults filled in: stored in outputs
+  std::string resolved_yaml;  // every key with defaults filled in (paths as written, ${...} unexpanded): stored in outputs
+  // Paths (results_dir, data.dir, zoo.dir, zoo.manifest) may name environment
+  // variables as ${NAME}, so that one config serves every cluster. Those left
+  // unexpanded because the variable is unset: "zoo.manifest: ZOO_ROOT".
+  std::vector<std::string> unset_env;
 };
 
-// Throws ConfigError naming file, line, column and key path.
-Config load_config(const std::filesystem::path& file);
+// Throws ConfigError naming file, line, column and key path. Unless
+// allow_unset_env (`zoobench plan`, which reports them as missing paths), a
+// path naming an unset environment variable is an error too.
+Config load_config(const std::filesystem::path& file, bool allow_unset_env = false);
+// Throws ConfigError for the first entry of c.unset_env.
+void require_env(const Config& c);
+// "${NAME}" replaced by the environment variable NAME; unset ones are left as
+// they are and their names appended to `unset`. A "${" without "}" or a name
+// outside [A-Za-z_][A-Za-z0-9_]* throws ConfigError naming `who`.
+std::string expand_env(const std::string& text, const std::string& who, std::vector<std::string>* unset);
 Config parse_config(const std::string& yaml_text, const std::string& source_name);
 // The schema as text: every key with type, default, range and meaning.
 std::string explain_config();

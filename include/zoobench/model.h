@@ -22,7 +22,8 @@ struct ManifestEntry {
   std::string kind = "expert";     // expert | multi_domain | generic | external
   std::string arch;                // builtin: resnet8 | resnet14 | resnet20 | cnn
   int width = 0;
-  std::string weights;  // path relative to the manifest's folder
+  std::string weights;  // path relative to the manifest's folder; ${NAME} = an environment variable
+  std::string unset_env;  // the first variable `weights` names that is not set ("" = none): loading it is an error
   std::string sha256;   // of the weights file
   int in_channels = 1;
   int input_size = 32;

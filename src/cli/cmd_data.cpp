@@ -189,8 +189,9 @@ int cmd_data_tasks(const Args& args) {
     auto it = cache.find(spec.dataset);
     if (it == cache.end()) it = cache.emplace(spec.dataset, read_packed(packed_path(dir, spec.dataset))).first;
     Task t = sample_task(spec, it->second);
-    std::snprintf(line, sizeof line, "%-24s %-20s %7zu %5d %6zu %5zu %6zu\n", spec.name.c_str(), spec.dataset.c_str(),
-                  t.classes(), spec.shots, t.train.size(), t.val.size(), t.test.size());
+    const std::string shots = spec.shots == TaskSpec::kAllShots ? "all" : std::to_string(spec.shots);
+    std::snprintf(line, sizeof line, "%-24s %-20s %7zu %5s %6zu %5zu %6zu\n", spec.name.c_str(), spec.dataset.c_str(),
+                  t.classes(), shots.c_str(), t.train.size(), t.val.size(), t.test.size());
     std::cout << line;
     if (vm->count("indices")) {
       auto dump = [](const char* what, const std::vector<int64_t>& v) {

@@ -62,7 +62,12 @@ void print_plan(const Config& c, const CampaignPlan& cp, int ranks, std::ostream
   }
   out << "\ngrid: " << p.models.size() << " zoo entries x " << p.tasks.size() << " tasks = " << p.models.size() * p.tasks.size()
       << " cells; " << p.lrs.size() << " learning rates " << braces(lrs) << "; " << p.selectors.size() << " selectors\n";
-  out << "  tasks: " << datasets.size() << " data sets, shots " << braces(shots) << ", seeds " << braces(seeds) << "\n";
+  std::string shot_text = braces(shots);
+  if (shots.count(0)) {  // shots: all
+    shots.erase(0);
+    shot_text = shots.empty() ? "{all}" : braces(shots).substr(0, braces(shots).size() - 1) + ", all}";
+  }
+  out << "  tasks: " << datasets.size() << " data sets, shots " << shot_text << ", seeds " << braces(seeds) << "\n";
   out << "  models:";
   for (size_t m = 0; m < p.models.size(); ++m) out << (m ? ", " : " ") << p.models[m].name;
   out << "\n  units: ";
@@ -129,7 +134,7 @@ int cmd_plan(const Args& args) {
   if (!vm) return 0;
   const int ranks = (*vm)["ranks"].as<int>();
   if (ranks < 0) throw UsageError("--ranks must not be negative, got " + std::to_string(ranks));
-  Config c = load_config((*vm)["config"].as<std::string>());
+  Config c = load_config((*vm)["config"].as<std::string>(), /*allow_unset_env=*/true);  // listed as missing paths
   if (vm->count("zoo-dir")) c.zoo.dir = (*vm)["zoo-dir"].as<std::string>();
   if (vm->count("results-dir")) c.results_dir = (*vm)["results-dir"].as<std::string>();
   const auto data_dir = resolve_data_dir((*vm)["data-dir"].as<std::string>(), c.data_dir);

@@ -3,7 +3,9 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <set>
 #include <sstream>
 
@@ -43,11 +45,12 @@ struct Resolver {
 
   YAML::Node scalar(const Field& f, const YAML::Node& n, const std::string& path) const {
     if (!n.IsScalar()) fail(n.Mark(), path, std::string("expected ") + config::kind_name(f.kind) + ", got " + show(n));
+    if (f.allows_all && n.Scalar() == "all") return YAML::Node("all");
     switch (f.kind) {
       case Kind::Int: {
         long long v = 0;
         if (!YAML::convert<long long>::decode(n, v))
-          fail(n.Mark(), path, "expected an integer, got " + show(n));
+          fail(n.Mark(), path, std::string("expected an integer") + (f.allows_all ? " or all" : "") + ", got " + show(n));
         if (v < f.lo || v > f.hi) fail(n.Mark(), path, "value " + n.Scalar() + " is out of range " + range_text(f));
         return YAML::Node(v);
       }
@@ -98,8 +101,12 @@ struct Resolver {
         YAML::Node out(YAML::NodeType::Sequence);
         for (size_t i = 0; i < n.size(); ++i) {
           double v = 0;
+          if (f.allows_all && n[i].IsScalar() && n[i].Scalar() == "all") {
+            out.push_back("all");
+            continue;
+          }
           if (!n[i].IsScalar() || !YAML::convert<double>::decode(n[i], v) || !std::isfinite(v) || v <= 0)
-            fail(n[i].Mark(), path + "[" + std::to_string(i) + "]", "expected a positive number, got " + show(n[i]));
+            fail(n[i].Mark(), path + "[" + std::to_string(i) + "]", std::string("expected a positive number") + (f.allows_all ? " or all" : "") + ", got " + show(n[i]));
           out.push_back(v);
         }
         if (out.size() == 0) fail(n.Mark(), path, "must not be empty");
@@ -165,8 +172,15 @@ Config parse_config(const std::string& text, const std::string& source) {
   c.name = res["name"].as<std::string>();
   c.seed = res["seed"].as<uint64_t>();
   c.threads = res["threads"].as<int>();
-  c.results_dir = res["results_dir"].as<std::string>();
-  c.data_dir = res["data"]["dir"].as<std::string>();
+  // Paths may name environment variables; the identity (resolved_yaml) keeps them as written.
+  auto path_of = [&](const std::string& text, const std::string& key) {
+    std::vector<std::string> unset;
+    std::string p = expand_env(text, source + ": " + key, &unset);
+    for (const auto& name : unset) c.unset_env.push_back(key + ": " + name);
+    return p;
+  };
+  c.results_dir = path_of(res["results_dir"].as<std::string>(), "results_dir");
+  c.data_dir = path_of(res["data"]["dir"].as<std::string>(), "data.dir");
   c.domains = strings(res["data"]["domains"]);
   if (c.name.empty() || c.name.find('/') != std::string::npos)
     r.fail(doc["name"].Mark(), "name", "must be a non-empty name without '/'");
@@ -180,7 +194,7 @@ Config parse_config(const std::string& text, const std::string& source) {
     s.dataset = t["dataset"].as<std::string>();
     s.name = t["name"] ? t["name"].as<std::string>() : s.dataset;
     s.classes = strings(t["classes"]);
-    s.shots = t["shots"].as<int>();
+    s.shots = t["shots"].Scalar() == "all" ? TaskSpec::kAllShots : t["shots"].as<int>();
     s.seed = t["seed"].as<uint64_t>();
     s.val_fraction = t["val_fraction"].as<double>();
     s.test_per_class = t["test_per_class"].as<int>();
@@ -193,7 +207,12 @@ Config parse_config(const std::string& text, const std::string& source) {
     // shot_grid x seeds: one entry, several samples of the same target.
     std::vector<int> shot_list;
     const YAML::Node grid = t["shot_grid"];  // optional: absent from the resolved entry when not given
-    for (double v : grid.IsDefined() && grid.IsSequence() ? grid.as<std::vector<double>>() : std::vector<double>{}) {
+    for (const auto& e : grid.IsDefined() && grid.IsSequence() ? grid : YAML::Node(YAML::NodeType::Sequence)) {
+      if (e.Scalar() == "all") {
+        shot_list.push_back(TaskSpec::kAllShots);
+        continue;
+      }
+      const double v = e.as<double>();
       if (v < 1 || v != std::floor(v)) r.fail(orig["shot_grid"].Mark(), path + ".shot_grid", "shot counts are whole numbers >= 1");
       shot_list.push_back(static_cast<int>(v));
     }
@@ -205,7 +224,9 @@ Config parse_config(const std::string& text, const std::string& source) {
         TaskSpec e = s;
         e.shots = shots;
         e.seed = s.seed + static_cast<uint64_t>(k);
-        if (expand) e.name = s.name + "-" + std::to_string(shots) + "shot-s" + std::to_string(e.seed);
+        if (expand)
+          e.name = s.name + "-" + (shots == TaskSpec::kAllShots ? std::string("all") : std::to_string(shots) + "shot") + "-s" +
+                   std::to_string(e.seed);
         if (!names.insert(e.name).second)
           r.fail(orig.Mark(), path + ".name", "duplicate task name '" + e.name + "' (set a distinct 'name:')");
         c.tasks.push_back(std::move(e));
@@ -213,8 +234,8 @@ Config parse_config(const std::string& text, const std::string& source) {
   }
   // ---- zoo ----
   const YAML::Node& zoo = res["zoo"];
-  c.zoo.dir = zoo["dir"].as<std::string>();
-  c.zoo.manifest = zoo["manifest"] ? zoo["manifest"].as<std::string>() : "";
+  c.zoo.dir = path_of(zoo["dir"].as<std::string>(), "zoo.dir");
+  c.zoo.manifest = zoo["manifest"] ? path_of(zoo["manifest"].as<std::string>(), "zoo.manifest") : "";
   const YAML::Node& tr = zoo["train"];
   c.zoo.train = {tr["epochs"].as<int>(), tr["batch_size"].as<int>(), tr["lr"].as<double>(),
                  tr["weight_decay"].as<double>(), tr["max_images"].as<int>(), tr["seed"].as<uint64_t>()};
@@ -280,14 +301,48 @@ Config parse_config(const std::string& text, const std::string& source) {
   return c;
 }
 
-Config load_config(const std::filesystem::path& file) {
+Config load_config(const std::filesystem::path& file, bool allow_unset_env) {
   std::string text;
   try {
     text = read_file(file);
   } catch (const IoError& e) {
     throw ConfigError(std::string("config: ") + e.what());
   }
-  return parse_config(text, file.string());
+  Config c = parse_config(text, file.string());
+  if (!allow_unset_env) require_env(c);
+  return c;
+}
+
+void require_env(const Config& c) {
+  if (c.unset_env.empty()) return;
+  const std::string& first = c.unset_env.front();
+  const size_t colon = first.find(": ");
+  throw ConfigError(c.source + ": " + first.substr(0, colon) + " names ${" + first.substr(colon + 2) +
+                    "}, which is not set in the environment (export it, or set the path in the config)");
+}
+
+std::string expand_env(const std::string& text, const std::string& who, std::vector<std::string>* unset) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text.compare(i, 2, "${") != 0) {
+      out += text[i];
+      continue;
+    }
+    const size_t end = text.find('}', i + 2);
+    if (end == std::string::npos) throw ConfigError(who + ": '" + text + "' has a '${' without its '}'");
+    const std::string name = text.substr(i + 2, end - i - 2);
+    const bool valid = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0])) &&
+                       std::all_of(name.begin(), name.end(), [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_'; });
+    if (!valid) throw ConfigError(who + ": '" + text + "' names '${" + name + "}': a variable name is [A-Za-z_][A-Za-z0-9_]*");
+    if (const char* v = std::getenv(name.c_str())) {
+      out += v;
+    } else {
+      out += text.substr(i, end - i + 1);
+      if (unset) unset->push_back(name);
+    }
+    i = end;
+  }
+  return out;
 }
 
 namespace {
@@ -302,6 +357,7 @@ void explain(const Field& f, const std::string& path, std::ostringstream& out) {
     return;
   }
   std::string type = config::kind_name(f.kind);
+  if (f.allows_all) type += " or all";
   if (f.kind == Kind::Enum) {
     type += " {";
     for (size_t i = 0; i < f.choices.size(); ++i) type += (i ? "," : "") + f.choices[i];

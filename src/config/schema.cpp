@@ -31,6 +31,10 @@ Field optional(Field f) {
   f.optional = true;
   return f;
 }
+Field or_all(Field f) {
+  f.allows_all = true;
+  return f;
+}
 
 // One network of the zoo: an expert (one domain, optionally a class subset),
 // the multi-domain expert or the generic model (several domains).
@@ -55,10 +59,13 @@ const Field& root_schema() {
         {"name", Kind::String, "", "unique task name (default: the data set's name)"},
         required({"dataset", Kind::String, "", "packed domain to sample from, e.g. opencv-digits"}),
         {"classes", Kind::StringList, "[]", "class names to keep; empty = every class"},
-        {"shots", Kind::Int, "10", "training images per class (the validation split is carved from them)", 1, 100000},
+        or_all({"shots", Kind::Int, "10",
+                "training images per class (the validation split is carved from them); all = every training image",
+                1, 100000}),
         {"seed", Kind::Int, "0", "seed of the sample", 0, 9.0e15},
-        optional({"shot_grid", Kind::FloatList, "",
-                  "several shot counts: one task each (overrides shots), named <name>-<shots>shot-s<seed>"}),
+        optional(or_all({"shot_grid", Kind::FloatList, "",
+                  "several shot counts: one task each (overrides shots), named <name>-<shots>shot-s<seed> "
+                  "(<name>-all-s<seed> for all)"})),
         {"seeds", Kind::Int, "1", "samples per shot count, with seeds seed, seed + 1, ...", 1, 1000},
         {"val_fraction", Kind::Float, "0.2", "share of each class's shots held out to choose the lr", 0.0, 0.9},
         {"test_per_class", Kind::Int, "0", "test images per class; 0 = all of them", 0, 1000000},

@@ -19,6 +19,7 @@ struct Field {
   std::vector<Field> fields;         // Map members, or the element of ListOfMaps
   bool required = false;
   bool optional = false;  // a Map that may be absent altogether (resolves to nothing)
+  bool allows_all = false;  // Int or FloatList: the word "all" is a value too (shot counts)
 };
 
 const Field& root_schema();

@@ -373,7 +373,10 @@ std::vector<std::string> reduce(const fs::path& target, const ReduceOptions& opt
       return v(i) + " [" + v(i + 1) + ", " + v(i + 2) + "]";
     };
     for (int64_t shot : shots) {
-      std::printf("%lld-shot: mean over tasks and seeds [95 %% bootstrap interval]\n", static_cast<long long>(shot));
+      if (shot == 0)  // shots: all
+        std::printf("all training images: mean over tasks and seeds [95 %% bootstrap interval]\n");
+      else
+        std::printf("%lld-shot: mean over tasks and seeds [95 %% bootstrap interval]\n", static_cast<long long>(shot));
       std::printf("%-18s %-22s %-22s %-22s %s\n", "selector", "spearman", "kendall", "selections_to_best", "top1_gain");
       for (const auto& r : sum_rows)
         if (std::get<int64_t>(r[0]) == shot)

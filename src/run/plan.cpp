@@ -23,7 +23,9 @@ const char* unit_kind_name(UnitKind k) {
 
 double forward_flops(const PlanModel& m) {
   const double w = m.width, c = m.in_channels, s = static_cast<double>(m.input_size) * m.input_size / 1024.0;
-  if (m.format != "builtin") return 9.0 * 1024 * 16 * (c + 6 * 16) * 4 * s * (m.input_size / 32.0);
+  // An external network's architecture is unknown: assume a ResNet-50's 4.1 G
+  // multiply-adds at 224 x 224, scaled with the input's area.
+  if (m.format != "builtin") return 4.1e9 * (static_cast<double>(m.input_size) * m.input_size) / (224.0 * 224.0);
   if (m.arch == "cnn") return 9.0 * (1024 * c * w + 256 * w * 2 * w + 64 * 2 * w * 4 * w) * s;
   const double n = m.arch == "resnet8" ? 1 : m.arch == "resnet14" ? 2 : 3;
   // stem + three stages of n blocks of two 3x3 convolutions (w at 32x32, 2w at 16x16, 4w at 8x8)

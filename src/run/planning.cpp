@@ -49,11 +49,12 @@ CampaignPlan plan_campaign(const Config& c, const fs::path& data_dir, const fs::
     cp.paths.push_back({"zoo manifest", manifest, true, ""});
     Manifest m = Manifest::load(manifest);
     for (const auto& e : m.entries) {
-      const fs::path w = m.dir / e.weights;
+      const fs::path w = e.unset_env.empty() ? m.dir / e.weights : fs::path(e.weights);
       if (!fs::exists(w))
         cp.paths.push_back({"weights of zoo entry " + e.name, w, false,
-                            external ? "export it (tools/export_torchscript.py) before the grid runs"
-                                     : "trained by the prepare step"});
+                            !e.unset_env.empty() ? "${" + e.unset_env + "} is not set here"
+                            : external           ? "export it (tools/export_torchscript.py) before the grid runs"
+                                                 : "trained by the prepare step"});
       models.push_back({e.name, e.format, e.arch, e.width, e.in_channels, e.input_size, e.kind});
     }
   } else if (external) {
@@ -88,7 +89,8 @@ CampaignPlan plan_campaign(const Config& c, const fs::path& data_dir, const fs::
     } else {
       // Sizes from the spec alone: the class count is only known from the data.
       const size_t classes = spec.classes.empty() ? 10 : spec.classes.size();
-      const size_t shots = static_cast<size_t>(spec.shots);
+      const bool all = spec.shots == TaskSpec::kAllShots;
+      const size_t shots = all ? 100 : static_cast<size_t>(spec.shots);
       const size_t val = std::min(shots - 1, static_cast<size_t>(spec.val_fraction * static_cast<double>(shots) + 0.5));
       const size_t test = static_cast<size_t>(spec.test_per_class > 0 ? spec.test_per_class : 50);
       const size_t per = std::min<size_t>(shots, c.extract.max_per_class > 0 ? static_cast<size_t>(c.extract.max_per_class) : shots);
@@ -100,7 +102,20 @@ CampaignPlan plan_campaign(const Config& c, const fs::path& data_dir, const fs::
                                  (spec.classes.empty() ? " (assumed)" : "") + ", " + std::to_string(test) +
                                  " test images a class" + (spec.test_per_class > 0 ? "" : " (assumed)"));
       }
+      if (all && noted.count(spec.dataset + "#all") == 0) {
+        noted[spec.dataset + "#all"] = true;
+        cp.assumptions.push_back("data set " + spec.dataset + " at shots: all: 100 training images a class (assumed)");
+      }
     }
+  }
+
+  // A path still holding "${NAME}" is missing because NAME is unset here (a
+  // config planned on a laptop for a cluster's file systems): say that.
+  for (auto& p : cp.paths) {
+    const std::string s = p.path.string();
+    const size_t at = s.find("${");
+    if (p.present || at == std::string::npos) continue;
+    p.note = s.substr(at, s.find('}', at) - at + 1) + " is not set here";
   }
 
   // ---- the units
@@ -136,10 +151,12 @@ CampaignPlan plan_campaign(const Config& c, const fs::path& data_dir, const fs::
     }
   }
   double all_m = 0, all_e = 0;
+  const bool gpu = c.execution.device == "cuda";
   for (auto& [k, r] : ratio) all_m += r.first, all_e += r.second;
   std::ostringstream how;
   if (cp.measured == 0) {
-    how << "per-architecture estimate (forward multiply-adds at an assumed 2 GFLOP/s a rank): no measured units yet";
+    how << "per-architecture estimate (forward multiply-adds at an assumed "
+        << (gpu ? "10 TFLOP/s a GPU" : "2 GFLOP/s a rank") << "): no measured units yet";
   } else if (cp.measured == n) {
     how << "all " << n << " units measured in " << exp.string();
   } else {
@@ -158,6 +175,7 @@ CampaignPlan plan_campaign(const Config& c, const fs::path& data_dir, const fs::
     auto it = ratio.find(unit.kind);
     const double f = it != ratio.end() && it->second.second > 0 ? it->second.first / it->second.second
                      : all_e > 0                                ? all_m / all_e
+                     : gpu                                      ? 2e9 / 1e13  // the plan's seconds assume 2 GFLOP/s
                                                                 : 1.0;
     cp.seconds[u] = unit.cost * f;
   }

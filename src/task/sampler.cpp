@@ -28,8 +28,11 @@ Task sample_task(const TaskSpec& spec, const ImageSet& set) {
       t.class_ids.push_back(it - set.class_names.begin());
     }
   }
-  if (spec.shots < 1) throw fail("shots must be at least 1");
-  const size_t shots = static_cast<size_t>(spec.shots);
+  const bool all = spec.shots == TaskSpec::kAllShots;
+  if (spec.shots < 1 && !all) throw fail("shots must be at least 1");
+  // shots: all = every training image of each class (at least one); the
+  // validation split is then val_fraction of each class's own count.
+  const size_t shots = all ? 1 : static_cast<size_t>(spec.shots);
 
   std::vector<std::vector<int64_t>> pool_train(set.class_names.size()), pool_test(set.class_names.size());
   for (size_t i = 0; i < set.size(); ++i)
@@ -42,13 +45,14 @@ Task sample_task(const TaskSpec& spec, const ImageSet& set) {
     throw fail("a task needs at least 2 classes, data set '" + set.name + "' gives " + std::to_string(t.class_ids.size()) +
                (spec.drop_small_classes ? " with at least " + std::to_string(shots) + " training images" : ""));
 
-  const size_t n_val = std::min(shots - 1, static_cast<size_t>(std::lround(spec.val_fraction * static_cast<double>(shots))));
+  auto n_val_of = [&](size_t n) { return std::min(n - 1, static_cast<size_t>(std::lround(spec.val_fraction * static_cast<double>(n)))); };
   for (size_t k = 0; k < t.class_ids.size(); ++k) {
     int64_t c = t.class_ids[k];
     const std::string& cname = set.class_names[c];
     t.class_names.push_back(cname);
     auto& tr = pool_train[c];
     auto& te = pool_test[c];
+    if (all && tr.empty()) throw fail("class '" + cname + "' of data set '" + set.name + "' has no training images");
     if (tr.size() < shots)
       throw fail("asks for " + std::to_string(shots) + " shots but class '" + cname + "' of data set '" + set.name +
                  "' has only " + std::to_string(tr.size()) + " training images");
@@ -56,7 +60,8 @@ Task sample_task(const TaskSpec& spec, const ImageSet& set) {
     // One stream per (seed, data set, class): adding a class leaves the others' samples as they were.
     Rng rng_train(derive_seed(spec.seed, set.name + "/" + cname, 0));
     rng_train.shuffle(tr);
-    for (size_t j = 0; j < shots; ++j) {
+    const size_t take = all ? tr.size() : shots, n_val = n_val_of(take);
+    for (size_t j = 0; j < take; ++j) {
       auto& dst = j < n_val ? t.val : t.train;
       auto& lab = j < n_val ? t.val_labels : t.train_labels;
       dst.push_back(tr[j]);

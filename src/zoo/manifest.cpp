@@ -4,6 +4,7 @@
 #include <fstream>
 #include <set>
 
+#include "zoobench/config.h"
 #include "zoobench/error.h"
 #include "zoobench/io.h"
 #include "zoobench/model.h"
@@ -81,7 +82,11 @@ Manifest Manifest::load(const fs::path& file) {
     e.kind = get<std::string>(n, "kind", who, false, e.format == "builtin" ? "expert" : "external");
     e.arch = get<std::string>(n, "arch", who, e.format == "builtin");
     e.width = get<int>(n, "width", who, e.format == "builtin");
-    e.weights = get<std::string>(n, "weights", who, true);
+    {
+      std::vector<std::string> unset;
+      e.weights = expand_env(get<std::string>(n, "weights", who, true), who + ": weights", &unset);
+      if (!unset.empty()) e.unset_env = unset.front();
+    }
     e.sha256 = get<std::string>(n, "sha256", who, false);
     e.in_channels = get<int>(n, "in_channels", who, true);
     e.input_size = get<int>(n, "input_size", who, false, 32);

@@ -204,6 +204,9 @@ std::string last_line(const std::string& text) {
 
 std::unique_ptr<Model> load_model(const Manifest& manifest, const ManifestEntry& e) {
   const std::string who = "zoo entry '" + e.name + "'";
+  if (!e.unset_env.empty())
+    throw ConfigError(who + ": weights '" + e.weights + "' names ${" + e.unset_env +
+                      "}, which is not set in the environment");
   fs::path file = manifest.dir / e.weights;
   if (!fs::exists(file)) throw DataError(who + ": weights file '" + file.string() + "' is missing");
   if (!e.sha256.empty() && sha256_file(file) != e.sha256)

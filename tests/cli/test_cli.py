@@ -123,6 +123,56 @@ class Cli(unittest.TestCase):
         self.assertOneLineError(run("plan", cfg, "--ranks", "-2"), 2, "--ranks")
         self.assertOneLineError(run("plan", self.path("none.yaml")), 2, "none.yaml")
 
+    def test_plan_the_paper_campaign_on_a_laptop(self):
+        """configs/paper.yaml names its zoo and data through ${ZOO_ROOT} and ${DATA_ROOT}: with them unset,
+        plan lists every path as missing and why, still prints the grid and a GPU estimate; run refuses with
+        one line; jobs/paper.sh passes both to every job."""
+        env = {k: v for k, v in os.environ.items() if k not in ("ZOO_ROOT", "DATA_ROOT", "ZOOBENCH_DATA_DIR")}
+        zb = os.path.abspath(ZOOBENCH)
+
+        def plan(extra_env):
+            return subprocess.run([zb, "plan", "configs/paper.yaml", "--results-dir", self.path("results")],
+                                  capture_output=True, text=True, timeout=300, cwd=SOURCE_DIR, env={**env, **extra_env})
+        r = plan({})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = r.stdout
+        self.assertIn("ok       zoo manifest", out)
+        weights = [l for l in out.splitlines() if "weights of zoo entry" in l]
+        self.assertEqual(len(weights), 38)
+        self.assertTrue(all(l.strip().startswith("missing") and "(${ZOO_ROOT} is not set here)" in l for l in weights))
+        self.assertIn("missing  packed data set uc-merced", out)
+        self.assertIn("${DATA_ROOT}/uc-merced.h5  (${DATA_ROOT} is not set here)", out)
+        self.assertIn("grid: 38 zoo entries x 74 tasks = 2812 cells; 3 learning rates {0.001, 0.005, 0.01}", out)
+        self.assertIn("shots {5, 20, all}, seeds {0, 1, 2}", out)
+        self.assertIn("multibn/places-365", out)
+        self.assertIn("GPU-hours", out)
+        self.assertIn("an assumed 10 TFLOP/s a GPU", out)
+        self.assertIn("assumed: data set dtd at shots: all: 100 training images a class (assumed)", out)
+        # With the variables set, the paths are theirs.
+        r = plan({"ZOO_ROOT": self.path("zoo"), "DATA_ROOT": self.path("data")})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(os.path.join(self.path("zoo"), "multibn-places-365", "model.pt"), r.stdout)
+        self.assertIn(os.path.join(self.path("data"), "dtd.h5"), r.stdout)
+        self.assertNotIn("is not set here", r.stdout)
+        # Commands that use the paths need the variables.
+        r = subprocess.run([zb, "run", "configs/paper.yaml"], capture_output=True, text=True, timeout=300,
+                           cwd=SOURCE_DIR, env=env)
+        self.assertOneLineError(r, 2, "configs/paper.yaml: data.dir names ${DATA_ROOT}, which is not set")
+        r = subprocess.run(["bash", "jobs/paper.sh", "--dry-run"], capture_output=True, text=True, timeout=300,
+                           cwd=SOURCE_DIR, env=env)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("set ZOO_ROOT", r.stderr)
+        r = subprocess.run(["bash", "jobs/paper.sh", "--dry-run", "--jobs-dir", self.path("jobs")], capture_output=True,
+                           text=True, timeout=300, cwd=SOURCE_DIR,
+                           env={**env, "ZOO_ROOT": self.path("zoo"), "DATA_ROOT": self.path("data")})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(self.path("jobs"), "paper", "grid.sbatch")) as f:
+            grid = f.read()
+        self.assertIn("#SBATCH --array=0-63", grid)
+        self.assertIn("#SBATCH --gpus-per-node=1", grid)
+        self.assertIn("export ZOO_ROOT=" + self.path("zoo"), grid)
+        self.assertIn("export DATA_ROOT=" + self.path("data"), grid)
+
     # --- importers and bad input ------------------------------------------------
     def test_idx_import_and_bad_idx(self):
         out = self.path("data")

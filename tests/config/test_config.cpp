@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "../common.h"
 #include "zoobench/config.h"
 #include "zoobench/error.h"
@@ -59,7 +61,7 @@ TEST(Config, StringWhereNumberBelongs) {
   std::string e = error_of("tasks:\n  - dataset: mnist\n    shots: ten\n");
   EXPECT_NE(e.find("exp.yaml:3:12"), std::string::npos) << e;
   EXPECT_NE(e.find("tasks[0].shots"), std::string::npos) << e;
-  EXPECT_NE(e.find("expected an integer, got 'ten'"), std::string::npos) << e;
+  EXPECT_NE(e.find("expected an integer or all, got 'ten'"), std::string::npos) << e;
   EXPECT_NE(error_of("seed: 1.5\n").find("expected an integer"), std::string::npos);
   EXPECT_NE(error_of("tasks: [{dataset: m, val_fraction: abc}]\n").find("expected a finite number"), std::string::npos);
 }
@@ -170,4 +172,48 @@ TEST(Config, TaskStepFloorAndEdgeExtension) {
   EXPECT_EQ(finetune_epochs(finetune_for(c.finetune, c.tasks[2]), 184), 26);
   EXPECT_NE(error_of("tasks:\n  - {dataset: optdigits, min_steps: -5}\n").find("tasks[0].min_steps"), std::string::npos);
   EXPECT_NE(error_of("finetune: {extend_edges: maybe}\n").find("finetune.extend_edges"), std::string::npos);
+}
+
+// shots: all, alone or in a shot grid: every training image, shot 0, named <name>-all-s<seed>.
+TEST(Config, AllShots) {
+  Config c = parse_config("tasks:\n  - {dataset: dtd, shot_grid: [5, all], seeds: 2}\n  - {dataset: pets, shots: all}\n",
+                          "a.yaml");
+  ASSERT_EQ(c.tasks.size(), 5u);
+  EXPECT_EQ(c.tasks[2].name, "dtd-all-s0");
+  EXPECT_EQ(c.tasks[3].name, "dtd-all-s1");
+  EXPECT_EQ(c.tasks[2].shots, TaskSpec::kAllShots);
+  EXPECT_EQ(c.tasks[4].name, "pets");
+  EXPECT_EQ(c.tasks[4].shots, TaskSpec::kAllShots);
+  // A numeric grid resolves to numbers as before (results of earlier configs keep their identity), "all" to a word.
+  const std::string numeric = parse_config("tasks:\n  - {dataset: d, shot_grid: [5, 10]}\n", "b.yaml").resolved_yaml;
+  EXPECT_NE(numeric.find("- 5\n"), std::string::npos) << numeric;
+  EXPECT_NE(numeric.find("- 10\n"), std::string::npos) << numeric;
+  EXPECT_NE(c.resolved_yaml.find("- all\n"), std::string::npos) << c.resolved_yaml;
+  EXPECT_NE(error_of("tasks:\n  - {dataset: d, shot_grid: [5, most]}\n").find("expected a positive number or all, got 'most'"),
+            std::string::npos);
+}
+
+// ${NAME} in paths: expanded from the environment; the identity keeps the text as written; an unset
+// variable is an error for the commands that use the path and a note for plan.
+TEST(Config, EnvironmentVariablesInPaths) {
+  setenv("ZB_TEST_ROOT", "/shared/zb", 1);
+  unsetenv("ZB_TEST_UNSET");
+  Config c = parse_config("data: {dir: '${ZB_TEST_ROOT}/data'}\nzoo: {manifest: '${ZB_TEST_UNSET}/zoo.yaml'}\n", "e.yaml");
+  EXPECT_EQ(c.data_dir, "/shared/zb/data");
+  EXPECT_EQ(c.zoo.manifest, "${ZB_TEST_UNSET}/zoo.yaml");
+  EXPECT_EQ(c.unset_env, std::vector<std::string>{"zoo.manifest: ZB_TEST_UNSET"});
+  EXPECT_NE(c.resolved_yaml.find("${ZB_TEST_ROOT}/data"), std::string::npos) << c.resolved_yaml;
+  try {
+    require_env(c);
+    FAIL() << "unset variable accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(), "e.yaml: zoo.manifest names ${ZB_TEST_UNSET}, which is not set in the environment "
+                           "(export it, or set the path in the config)");
+  }
+  std::vector<std::string> unset;
+  EXPECT_EQ(expand_env("a/${ZB_TEST_ROOT}/${ZB_TEST_UNSET}/$HOME", "w", &unset), "a//shared/zb/${ZB_TEST_UNSET}/$HOME");
+  EXPECT_EQ(unset, std::vector<std::string>{"ZB_TEST_UNSET"});
+  EXPECT_NE(error_of("results_dir: 'x/${OPEN'\n").find("has a '${' without its '}'"), std::string::npos);
+  EXPECT_NE(error_of("results_dir: 'x/${1BAD}'\n").find("a variable name is [A-Za-z_][A-Za-z0-9_]*"), std::string::npos);
+  unsetenv("ZB_TEST_ROOT");
 }

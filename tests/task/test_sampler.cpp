@@ -133,3 +133,29 @@ TEST(Sampler, ValidationNeverTakesEveryShot) {
   EXPECT_EQ(x.train.size(), 3u);
   EXPECT_TRUE(x.val.empty());
 }
+
+// shots: all = every training image of each class, the validation split carved from each class's own count;
+// the first `shots` images of a class's stream are the same as a few-shot task's of that seed.
+TEST(Sampler, AllShotsTakesEveryTrainingImage) {
+  ImageSet s = synthetic();
+  // Unequal classes: drop two training images of class "two" by relabelling them as test images.
+  s.split[2] = static_cast<uint8_t>(Split::Test);
+  s.split[5] = static_cast<uint8_t>(Split::Test);
+  Task t = sample_task(spec(TaskSpec::kAllShots), s);
+  EXPECT_EQ(t.train.size() + t.val.size(), 58u);  // 20 + 20 + 18
+  EXPECT_EQ(t.val.size(), 4u + 4u + 4u);          // round(0.2 * 20) = 4, round(0.2 * 18) = 4
+  std::set<int64_t> seen(t.train.begin(), t.train.end());
+  seen.insert(t.val.begin(), t.val.end());
+  EXPECT_EQ(seen.size(), 58u);
+  for (int64_t i : seen) EXPECT_EQ(s.split[static_cast<size_t>(i)], static_cast<uint8_t>(Split::Train));
+  ImageSet empty = synthetic();
+  for (size_t i = 0; i < 60; ++i)
+    if (empty.labels[i] == 1) empty.split[i] = static_cast<uint8_t>(Split::Test);
+  try {
+    sample_task(spec(TaskSpec::kAllShots), empty);
+    FAIL() << "a class without training images";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("class 'one' of data set 'synthetic' has no training images"), std::string::npos)
+        << e.what();
+  }
+}
