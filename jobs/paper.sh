@@ -8,8 +8,11 @@
 # (--partition, --account, --dry-run, ...).
 #   ZOO_ROOT=/shared/zoo DATA_ROOT=/shared/data jobs/paper.sh --partition gpu
 set -euo pipefail
-cd "$(dirname "$0")/.."
 : "${ZOO_ROOT:?set ZOO_ROOT to the folder of the exported zoo (configs/paper-zoo.yaml)}"
 : "${DATA_ROOT:?set DATA_ROOT to the folder of the packed target data sets}"
+# Absolute before the cd below, and as every job will see them.
+ZOO_ROOT=$(realpath -m -- "$ZOO_ROOT") DATA_ROOT=$(realpath -m -- "$DATA_ROOT")
+export ZOO_ROOT DATA_ROOT
+cd "$(dirname "$0")/.."
 exec build/zoobench submit configs/paper.yaml --mode array --shards "${SHARDS:-64}" --gpus-per-node 1 \
   --cpus-per-task "${CPUS:-8}" --time "${TIME:-12:00:00}" --env "ZOO_ROOT=$ZOO_ROOT" --env "DATA_ROOT=$DATA_ROOT" "$@"

@@ -22,7 +22,7 @@ namespace zoobench {
 
 enum class Share {
   Claims,  // any worker takes the costliest ready unit nobody holds: balances itself
-  Static,  // worker i of N takes units i, i+N, ... in plan order (SLURM_ARRAY_TASK_ID of COUNT); waits for others' units it depends on
+  Static,  // worker i of N takes units i, i+N, ... in plan order (SLURM_ARRAY_TASK_ID of COUNT), then the undone units they depend on
 };
 Share share_from(const std::string& name);  // "claims" | "static"
 

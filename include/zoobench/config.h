@@ -125,8 +125,15 @@ struct Config {
 // allow_unset_env (`zoobench plan`, which reports them as missing paths), a
 // path naming an unset environment variable is an error too.
 Config load_config(const std::filesystem::path& file, bool allow_unset_env = false);
-// Throws ConfigError for the first entry of c.unset_env.
-void require_env(const Config& c);
+// Throws ConfigError for the first entry of c.unset_env among `keys` (every
+// key when empty): a command checks the paths it will use, after its options
+// replaced some (path_overridden).
+void require_env(const Config& c, const std::vector<std::string>& keys = {});
+// A command-line option replaced the path at `key`: its variables no longer matter.
+void path_overridden(Config& c, const std::string& key);
+// data.dir is replaced when --data-dir is given or ZOOBENCH_DATA_DIR is set
+// (resolve_data_dir's order).
+void data_dir_overridden(Config& c, const std::string& cli_value);
 // "${NAME}" replaced by the environment variable NAME; unset ones are left as
 // they are and their names appended to `unset`. A "${" without "}" or a name
 // outside [A-Za-z_][A-Za-z0-9_]* throws ConfigError naming `who`.

@@ -78,6 +78,10 @@ class Dataset : public Object {
   explicit Dataset(Id id) : Object(std::move(id)) {}
   std::vector<hsize_t> shape() const;
   hsize_t size() const;  // number of elements
+  std::string type_name() const;  // "uint8", "int64", "float32", "string", "other"
+  // Throws DataError when size() elements of element_bytes would not fit in
+  // this machine's memory (every read checks, before allocating).
+  void check_fits_in_memory(size_t element_bytes) const;
   // Reads the whole dataset, converting to T; throws if the stored type is
   // not a number (or not a string for read_strings).
   template <class T> std::vector<T> read() const;

@@ -59,6 +59,9 @@ size_t live_claims(const fs::path& exp_dir);
 // Removes shard files left half-written by dead processes of this host.
 size_t remove_stale_temporaries(const fs::path& exp_dir);
 
+// The layout of a shard file; merge refuses shards of another.
+inline constexpr int64_t kShardSchemaVersion = 1;
+
 // One unit's shard: written under a temporary name beside its final one;
 // commit() closes, fsyncs, renames and fsyncs the folder, so the shard is
 // either complete on disk or absent. Dropping it uncommitted removes it.

@@ -82,7 +82,9 @@ int cmd_data_pack(const Args& args) {
   std::string config_dir;
   std::vector<std::string> domains{"all"};
   if (v.count("config")) {
-    Config c = load_config(v["config"].as<std::string>());
+    Config c = load_config(v["config"].as<std::string>(), /*allow_unset_env=*/true);
+    data_dir_overridden(c, v["data-dir"].as<std::string>());
+    require_env(c, {"data.dir"});
     config_dir = c.data_dir;
     domains = c.domains;
   }
@@ -101,6 +103,8 @@ int cmd_data_pack(const Args& args) {
     if (!v.count("name")) throw UsageError("--image-folder and --idx need --name NAME for the new domain");
     std::string name = v["name"].as<std::string>();
     if (name.empty() || name.find('/') != std::string::npos) throw UsageError("--name must be a plain name");
+    if (const int ch = v["channels"].as<int>(); ch != 1 && ch != 3)
+      throw UsageError("--channels must be 1 or 3, got " + std::to_string(ch));
     ImageSet set;
     size_t skipped = 0;
     if (v.count("image-folder")) {
@@ -178,7 +182,9 @@ int cmd_data_tasks(const Args& args) {
   pos.add("config", 1);
   auto vm = parse("zoobench data tasks <config> [--data-dir DIR] [--indices]", opts, args, &pos);
   if (!vm) return 0;
-  Config c = load_config((*vm)["config"].as<std::string>());
+  Config c = load_config((*vm)["config"].as<std::string>(), /*allow_unset_env=*/true);
+  data_dir_overridden(c, (*vm)["data-dir"].as<std::string>());
+  require_env(c, {"data.dir"});
   fs::path dir = resolve_data_dir((*vm)["data-dir"].as<std::string>(), c.data_dir);
   std::map<std::string, ImageSet> cache;
   char line[300];

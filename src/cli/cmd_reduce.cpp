@@ -1,4 +1,5 @@
 // `zoobench reduce results/<exp>`: the shards merged, the tables computed.
+#include <filesystem>
 #include <iostream>
 
 #include "cli.h"
@@ -18,6 +19,9 @@ int cmd_reduce(const Args& args) {
   pos.add("target", 1);
   auto vm = parse("zoobench reduce <results/exp | results.h5> [--print] [--resamples N] [--seed S]", opts, args, &pos);
   if (!vm) return 0;
+  const std::string target = (*vm)["target"].as<std::string>();
+  if (!std::filesystem::exists(target))
+    throw UsageError("'" + target + "': no such experiment folder (results/<exp>) or results.h5");
   ReduceOptions o;
   o.print = vm->count("print") > 0;
   o.resamples = (*vm)["resamples"].as<int>();

@@ -31,9 +31,11 @@ po::options_description common(const char* title) {
 }
 
 Config load_with_overrides(const po::variables_map& vm) {
-  Config c = load_config(vm["config"].as<std::string>());
-  if (vm.count("zoo-dir")) c.zoo.dir = vm["zoo-dir"].as<std::string>();
-  if (vm.count("results-dir")) c.results_dir = vm["results-dir"].as<std::string>();
+  Config c = load_config(vm["config"].as<std::string>(), /*allow_unset_env=*/true);
+  if (vm.count("zoo-dir")) c.zoo.dir = vm["zoo-dir"].as<std::string>(), path_overridden(c, "zoo.dir");
+  if (vm.count("results-dir")) c.results_dir = vm["results-dir"].as<std::string>(), path_overridden(c, "results_dir");
+  data_dir_overridden(c, vm.count("data-dir") ? vm["data-dir"].as<std::string>() : "");
+  require_env(c);
   return c;
 }
 }  // namespace

@@ -155,7 +155,9 @@ int cmd_score(const Args& args) {
   if (!vm) return 0;
   if (vm->count("list")) return list_selectors();
   if (!vm->count("zoo") || !vm->count("data")) throw UsageError("zoobench score needs --zoo and --data (or --list)");
-  Config c = vm->count("config") ? load_config((*vm)["config"].as<std::string>()) : parse_config("", "<defaults>");
+  // Only the config's extract/finetune settings matter here, not its paths.
+  Config c = vm->count("config") ? load_config((*vm)["config"].as<std::string>(), /*allow_unset_env=*/true)
+                                 : parse_config("", "<defaults>");
   if (vm->count("probe")) c.extract.probe_model = (*vm)["probe"].as<std::string>();
   std::vector<const Selector*> sels = selectors_from(split_list((*vm)["selectors"].as<std::string>()));
   if (sels.empty()) throw UsageError("--selectors: no selector named");
@@ -208,7 +210,8 @@ int cmd_score(const Args& args) {
     j["data"] = data_file.string();
     j["manifest"] = manifest_file.string();
     j["task"] = {{"name", task.spec.name}, {"dataset", set.name}, {"classes", task.class_names}, {"samples", n},
-                 {"shots", task.spec.shots}, {"seed", task.spec.seed}};
+                 {"shots", task.spec.shots == TaskSpec::kAllShots ? nlohmann::json("all") : nlohmann::json(task.spec.shots)},
+                 {"seed", task.spec.seed}};
     for (auto* s : sels) j["variants"][s->name()] = scorer.variant(*s);
     j["scores"] = nlohmann::json::array();
     for (size_t m = 0; m < nm; ++m)

@@ -28,8 +28,9 @@ int cmd_status(const Args& args) {
   pos.add("config", 1);
   auto vm = parse("zoobench status <config> [--jobs-dir DIR]", opts, args, &pos);
   if (!vm) return 0;
-  Config c = load_config((*vm)["config"].as<std::string>());
-  if (vm->count("results-dir")) c.results_dir = (*vm)["results-dir"].as<std::string>();
+  Config c = load_config((*vm)["config"].as<std::string>(), /*allow_unset_env=*/true);
+  if (vm->count("results-dir")) c.results_dir = (*vm)["results-dir"].as<std::string>(), path_overridden(c, "results_dir");
+  require_env(c, {"results_dir"});  // the only path status reads
   const fs::path exp = fs::path(c.results_dir) / c.name;
   const fs::path jobs = fs::path((*vm)["jobs-dir"].as<std::string>()) / c.name;
   bool trouble = false;

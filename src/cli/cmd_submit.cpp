@@ -106,7 +106,9 @@ int cmd_submit(const Args& args) {
     }
 
   const fs::path config_path = fs::absolute((*vm)["config"].as<std::string>());
-  Config c = load_config(config_path);
+  Config c = load_config(config_path, /*allow_unset_env=*/true);
+  data_dir_overridden(c, (*vm)["data-dir"].as<std::string>());
+  require_env(c);  // the jobs resolve the same paths: their variables must be set now too
   slurm::check_name("the config's name", c.name);
   const fs::path workdir = fs::current_path();
   const fs::path results = fs::absolute(fs::path(c.results_dir) / c.name);

@@ -313,12 +313,25 @@ Config load_config(const std::filesystem::path& file, bool allow_unset_env) {
   return c;
 }
 
-void require_env(const Config& c) {
-  if (c.unset_env.empty()) return;
-  const std::string& first = c.unset_env.front();
-  const size_t colon = first.find(": ");
-  throw ConfigError(c.source + ": " + first.substr(0, colon) + " names ${" + first.substr(colon + 2) +
-                    "}, which is not set in the environment (export it, or set the path in the config)");
+void require_env(const Config& c, const std::vector<std::string>& keys) {
+  for (const auto& entry : c.unset_env) {
+    const size_t colon = entry.find(": ");
+    const std::string key = entry.substr(0, colon);
+    if (!keys.empty() && std::find(keys.begin(), keys.end(), key) == keys.end()) continue;
+    throw ConfigError(c.source + ": " + key + " names ${" + entry.substr(colon + 2) +
+                      "}, which is not set in the environment (export it, or set the path in the config)");
+  }
+}
+
+void path_overridden(Config& c, const std::string& key) {
+  c.unset_env.erase(std::remove_if(c.unset_env.begin(), c.unset_env.end(),
+                                   [&](const std::string& e) { return e.rfind(key + ": ", 0) == 0; }),
+                    c.unset_env.end());
+}
+
+void data_dir_overridden(Config& c, const std::string& cli_value) {
+  const char* env = std::getenv("ZOOBENCH_DATA_DIR");
+  if (!cli_value.empty() || (env && *env)) path_overridden(c, "data.dir");
 }
 
 std::string expand_env(const std::string& text, const std::string& who, std::vector<std::string>* unset) {
@@ -334,7 +347,7 @@ std::string expand_env(const std::string& text, const std::string& who, std::vec
     const bool valid = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0])) &&
                        std::all_of(name.begin(), name.end(), [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_'; });
     if (!valid) throw ConfigError(who + ": '" + text + "' names '${" + name + "}': a variable name is [A-Za-z_][A-Za-z0-9_]*");
-    if (const char* v = std::getenv(name.c_str())) {
+    if (const char* v = std::getenv(name.c_str()); v && *v) {  // empty counts as unset: "${ROOT}/x" must not become "/x"
       out += v;
     } else {
       out += text.substr(i, end - i + 1);

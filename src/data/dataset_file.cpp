@@ -119,6 +119,17 @@ ImageSet read_packed(const fs::path& path) {
     s.channels = static_cast<int>(shape[1]);
     s.height = static_cast<int>(shape[2]);
     s.width = static_cast<int>(shape[3]);
+    if (s.height != kPackedSize || s.width != kPackedSize || (s.channels != 1 && s.channels != 3))
+      throw DataError("'" + path.string() + "': /images is N x " + std::to_string(shape[1]) + " x " + std::to_string(shape[2]) +
+                      " x " + std::to_string(shape[3]) + ", the schema says N x (1 or 3) x " + std::to_string(kPackedSize) +
+                      " x " + std::to_string(kPackedSize));
+    // HDF5 would convert any number silently (floats clipped to bytes): the types are part of the schema.
+    for (auto [key, want] : {std::pair<const char*, const char*>{"images", "uint8"}, {"split", "uint8"}}) {
+      const std::string got = f.dataset(key).type_name();
+      if (got != want) throw DataError("'" + path.string() + "': /" + key + " is " + got + ", the schema says " + want);
+    }
+    if (f.dataset("labels").type_name().rfind("int", 0) != 0)
+      throw DataError("'" + path.string() + "': /labels is " + f.dataset("labels").type_name() + ", the schema says int64");
     s.images = f.dataset("images").read<uint8_t>();
     s.labels = f.dataset("labels").read<int64_t>();
     s.split = f.dataset("split").read<uint8_t>();

@@ -49,9 +49,14 @@ ImageSet import_image_folder(const std::string& name, const fs::path& dir, int c
   set.channels = channels;
   set.group_kind = "file";
   std::map<std::string, int64_t> ids;
-  for (auto& part : parts)
-    for (auto& [cls, files] : part)
+  // As torchvision's ImageFolder: a class folder without a single image is an error, not a silent drop.
+  for (int s = 0; s < 2; ++s)
+    for (auto& [cls, files] : parts[s]) {
+      if (files.empty() && !opt.skip_bad)
+        throw DataError("image folder '" + (given_split ? dir / (s ? "test" : "train") : dir).string() + "': class folder '" + cls +
+                        "' has no PNG or JPEG images (remove it, or pass --skip-bad to leave it out)");
       if (!files.empty()) ids.emplace(cls, 0);
+    }
   for (auto& [cls, id] : ids) id = static_cast<int64_t>(set.class_names.size()), set.class_names.push_back(cls);
   if (set.class_names.size() < 2)
     throw DataError("image folder '" + dir.string() + "' needs at least 2 class sub-folders with PNG or JPEG images");

@@ -66,6 +66,15 @@ ClaimQueue::ClaimQueue(const Plan& plan, fs::path exp_dir, store::Owner me, Shar
     for (size_t u = 0; u < plan.units.size(); ++u)
       if (!dependency_unit(plan.units[u]) && k++ % static_cast<size_t>(workers) == static_cast<size_t>(worker))
         order_.push_back(u);
+    // Last, what its own units wait on that others were dealt (the grid of a
+    // task behind its edge fine-tunes): taken only if still undone, so a dead
+    // worker's subset cannot keep this one waiting.
+    std::vector<char> listed(plan.units.size(), 0);
+    for (size_t u : order_) listed[u] = 1;
+    const size_t own = order_.size();
+    for (size_t i = 0; i < own; ++i)
+      for (int d : plan.units[order_[i]].deps)
+        if (!listed[static_cast<size_t>(d)]) listed[static_cast<size_t>(d)] = 1, order_.push_back(static_cast<size_t>(d));
   }
 }
 

@@ -143,9 +143,11 @@ CampaignPlan plan_campaign(const Config& c, const fs::path& data_dir, const fs::
       h5::File f = h5::File::open(shard);
       if (!f.has_attr("seconds")) continue;
       cp.seconds[u] = f.attr_double("seconds");
+      ++cp.measured;
+      // An edge of the grid found not needed took milliseconds: no measure of a fine-tune's cost.
+      if (f.has_attr("not_needed")) continue;
       ratio[unit.kind].first += cp.seconds[u];
       ratio[unit.kind].second += unit.cost;
-      ++cp.measured;
     } catch (const Error&) {
       // a shard being written this instant: leave it to the estimate
     }

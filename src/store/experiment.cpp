@@ -212,7 +212,7 @@ ShardWriter::ShardWriter(const fs::path& exp_dir, const Unit& u, const Provenanc
   tmp_ = final_;
   tmp_ += ".tmp." + hostname() + "." + std::to_string(::getpid());
   file_ = std::make_unique<h5::File>(h5::File::create(tmp_));
-  file_->set_attr("schema_version", int64_t{1});
+  file_->set_attr("schema_version", kShardSchemaVersion);
   file_->set_attr("unit", u.id);
   file_->set_attr("kind", unit_kind_name(u.kind));
   file_->set_attr("run_id", who.run_id);

@@ -1,6 +1,9 @@
 #include "zoobench/h5.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 
@@ -189,6 +192,30 @@ hsize_t Dataset::size() const {
   return n;
 }
 
+std::string Dataset::type_name() const {
+  Id t(check(H5Dget_type(id()), "H5Dget_type " + path()), H5Tclose);
+  const size_t bytes = H5Tget_size(t.get());
+  switch (H5Tget_class(t.get())) {
+    case H5T_INTEGER: return (H5Tget_sign(t.get()) == H5T_SGN_NONE ? "uint" : "int") + std::to_string(8 * bytes);
+    case H5T_FLOAT: return "float" + std::to_string(8 * bytes);
+    case H5T_STRING: return "string";
+    default: return "other";
+  }
+}
+
+void Dataset::check_fits_in_memory(size_t element_bytes) const {
+  // A file may declare any size (chunked storage allocates nothing until
+  // written): refuse before allocating rather than die of bad_alloc.
+  static const double memory = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
+  const double bytes = static_cast<double>(size()) * static_cast<double>(element_bytes);
+  if (bytes <= memory) return;
+  std::string dims;
+  for (auto d : shape()) dims += (dims.empty() ? "" : " x ") + std::to_string(d);
+  char gb[64];
+  std::snprintf(gb, sizeof gb, "%.1f GB, more than this machine's %.1f GB of memory", bytes / 1e9, memory / 1e9);
+  throw DataError("dataset " + file_name() + ":" + path() + " declares " + dims + " elements = " + gb);
+}
+
 template <class T>
 void Dataset::read_into(T* out, hsize_t expected) const {
   silence_hdf5();
@@ -205,6 +232,7 @@ void Dataset::read_into(T* out, hsize_t expected) const {
 
 template <class T>
 std::vector<T> Dataset::read() const {
+  check_fits_in_memory(sizeof(T));
   std::vector<T> v(size());
   read_into(v.data(), v.size());
   return v;
@@ -215,6 +243,7 @@ std::vector<std::string> Dataset::read_strings() const {
   Id ftype(check(H5Dget_type(id()), "H5Dget_type"), H5Tclose);
   if (H5Tget_class(ftype.get()) != H5T_STRING || H5Tis_variable_str(ftype.get()) <= 0)
     throw IoError("dataset " + file_name() + ":" + path() + " is not a variable-length string column");
+  check_fits_in_memory(sizeof(char*) + 16);
   hsize_t n = size();
   std::vector<char*> ptrs(n, nullptr);
   std::vector<std::string> out;
@@ -333,8 +362,16 @@ File File::create(const std::filesystem::path& path) {
 File File::open(const std::filesystem::path& path, Mode mode) {
   silence_hdf5();
   if (!std::filesystem::exists(path)) throw IoError("cannot open HDF5 file '" + path.string() + "': no such file");
-  hid_t id = check(H5Fopen(path.c_str(), mode == Mode::ReadOnly ? H5F_ACC_RDONLY : H5F_ACC_RDWR, H5P_DEFAULT),
-                   "opening HDF5 file '" + path.string() + "'");
+  hid_t id = -1;
+  try {
+    id = check(H5Fopen(path.c_str(), mode == Mode::ReadOnly ? H5F_ACC_RDONLY : H5F_ACC_RDWR, H5P_DEFAULT),
+               "opening HDF5 file '" + path.string() + "'");
+  } catch (const IoError& e) {
+    // A readable file that is not HDF5 (no signature, or cut short) is bad
+    // data, not an I/O failure; HDF5's own reason stays in the message.
+    if (std::filesystem::is_regular_file(path) && ::access(path.c_str(), R_OK) == 0) throw DataError(e.what());
+    throw;
+  }
   return File(Id(id, H5Fclose), path);
 }
 

@@ -38,7 +38,7 @@ void copy(const h5::Group& src, const std::string& name, h5::Group& dst, const s
 
 std::vector<Col> with_key(std::vector<Col> extra) {
   std::vector<Col> cols = {{"model", T::String, "zoo entry"}, {"task", T::String, "task name"},
-                           {"shot", T::Int64, "training images per class"}, {"seed", T::Int64, "task seed"}};
+                           {"shot", T::Int64, "training images per class (0 = all of them)"}, {"seed", T::Int64, "task seed"}};
   cols.insert(cols.end(), extra.begin(), extra.end());
   return cols;
 }
@@ -61,7 +61,17 @@ fs::path merge(const fs::path& exp_dir, bool partial) {
     const Unit& u = plan.units.at(static_cast<size_t>(unit));
     fs::path p = shard_path(exp_dir, u);
     if (!fs::exists(p)) throw DataError(exp_dir.string() + ": unit '" + u.id + "' is not done (no " + p.string() + ")");
-    h5::File f = h5::File::open(p);
+    h5::File f = [&] {
+      try {
+        return h5::File::open(p);
+      } catch (const Error& e) {  // truncated or overwritten: recomputing the unit is the cure
+        throw DataError(p.string() + ": unreadable shard of unit '" + u.id + "' (" + e.what() +
+                        "): delete it and rerun `zoobench run` to recompute the unit");
+      }
+    }();
+    if (f.has_attr("schema_version") && f.attr_int("schema_version") != kShardSchemaVersion)
+      throw DataError(p.string() + ": shard schema_version " + std::to_string(f.attr_int("schema_version")) +
+                      ", this zoobench reads " + std::to_string(kShardSchemaVersion) + ": merge it with the zoobench that wrote it");
     if (f.has_attr("identity") && !identity.empty() && f.attr_string("identity") != identity)
       throw DataError(p.string() + ": written for another experiment (identity " + f.attr_string("identity") +
                       ", this one's " + identity + " from experiment.yaml): remove it, or merge it in its own folder");
@@ -78,11 +88,6 @@ fs::path merge(const fs::path& exp_dir, bool partial) {
   for (size_t u = 0; u < plan.units.size() && first_done < 0; ++u)
     if (done(static_cast<int>(u))) first_done = static_cast<int>(u);
   if (first_done < 0) throw DataError(exp_dir.string() + ": no unit is done yet");
-  char lr_buf[32];
-  auto lr_text = [&](double lr) {
-    std::snprintf(lr_buf, sizeof lr_buf, "%g", lr);
-    return std::string(lr_buf);
-  };
 
   fs::path out = exp_dir / "results.h5";
   AtomicPath atomic(out);

@@ -84,8 +84,13 @@ Manifest Manifest::load(const fs::path& file) {
     e.width = get<int>(n, "width", who, e.format == "builtin");
     {
       std::vector<std::string> unset;
-      e.weights = expand_env(get<std::string>(n, "weights", who, true), who + ": weights", &unset);
+      const std::string raw = get<std::string>(n, "weights", who, true);
+      e.weights = expand_env(raw, who + ": weights", &unset);
       if (!unset.empty()) e.unset_env = unset.front();
+      // A variable's relative value means what it does in the shell that set it: relative to the
+      // working directory, as config paths are, not to the manifest's folder.
+      if (unset.empty() && raw.find("${") != std::string::npos && fs::path(e.weights).is_relative())
+        e.weights = fs::absolute(e.weights).string();
     }
     e.sha256 = get<std::string>(n, "sha256", who, false);
     e.in_channels = get<int>(n, "in_channels", who, true);

@@ -103,6 +103,10 @@ TEST(LrGrid, EdgesBindWhereManyCellsChooseThemAndTheAccuracyStillRises) {
   EXPECT_FALSE(edge_binds(e.share_bottom, e.rise_bottom)) << "chosen often enough, but the accuracy falls there";
   EXPECT_FALSE(edge_binds(0.2, 0.05)) << "20 % is not more than 20 %";
   EXPECT_FALSE(edge_binds(0.9, 0.01)) << "one point is not more than a point";
+  // ...also when the point comes out of rounded means: 0.56 - 0.55 is 0.0100000000000000089 in doubles.
+  e = check_edges({{"a", 0.2, 0.56, true}, {"a", 0.1, 0.55, false}});
+  EXPECT_GT(e.rise_top, 0.01);
+  EXPECT_FALSE(edge_binds(e.share_top, e.rise_top));
   // A three-lr grid: the middle lr is no edge; the rise compares each edge with its neighbour.
   runs = {{"a", 0.4, 0.6, false}, {"a", 0.2, 0.9, true}, {"a", 0.1, 0.7, false}};
   e = check_edges(runs);

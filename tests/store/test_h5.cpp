@@ -39,8 +39,8 @@ TEST(H5, FailuresCarryHdf5Message) {
   zbtest::write_text(d / "not.h5", "this is not HDF5");
   try {
     h5::File::open(d / "not.h5");
-    FAIL() << "expected IoError";
-  } catch (const IoError& e) {
+    FAIL() << "expected DataError";
+  } catch (const DataError& e) {  // a file that is not HDF5 is bad data (exit 3), with HDF5's own reason
     std::string m = e.what();
     EXPECT_NE(m.find("not.h5"), std::string::npos) << m;
     EXPECT_NE(m.find("signature"), std::string::npos) << "HDF5's own reason expected: " << m;

@@ -134,8 +134,7 @@ TEST(Sampler, ValidationNeverTakesEveryShot) {
   EXPECT_TRUE(x.val.empty());
 }
 
-// shots: all = every training image of each class, the validation split carved from each class's own count;
-// the first `shots` images of a class's stream are the same as a few-shot task's of that seed.
+// shots: all = every training image of each class, the validation split carved from each class's own count.
 TEST(Sampler, AllShotsTakesEveryTrainingImage) {
   ImageSet s = synthetic();
   // Unequal classes: drop two training images of class "two" by relabelling them as test images.
