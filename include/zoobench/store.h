@@ -58,6 +58,11 @@ std::vector<char> done_units(const fs::path& exp_dir, const Plan& plan);
 size_t live_claims(const fs::path& exp_dir);
 // Removes shard files left half-written by dead processes of this host.
 size_t remove_stale_temporaries(const fs::path& exp_dir);
+// Opens every shard that done marks: one that HDF5 cannot read, that was
+// never committed (no 'seconds') or that holds another unit is moved to
+// <exp>/broken-shards/ and unmarked, so its unit runs again. Returns one
+// line per shard moved: which, why and where to.
+std::vector<std::string> set_aside_broken_shards(const fs::path& exp_dir, const Plan& plan, std::vector<char>& done);
 
 // The layout of a shard file; merge refuses shards of another.
 inline constexpr int64_t kShardSchemaVersion = 1;

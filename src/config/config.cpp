@@ -18,6 +18,57 @@ namespace {
 using config::Field;
 using config::Kind;
 
+// A string value keeps the YAML string tag, so the resolved config can quote
+// the ones a reader would otherwise take for numbers, booleans or null (class
+// names "3", "5", "8"; a domain called "no").
+const char* const kStringTag = "tag:yaml.org,2002:str";
+
+YAML::Node string_node(const std::string& s) {
+  YAML::Node v(s);
+  v.SetTag(kStringTag);
+  return v;
+}
+
+bool reads_as_non_string(const std::string& s) {
+  if (s.empty()) return true;
+  static const std::set<std::string> words = {"~",   "null", "Null", "NULL", "true", "True", "TRUE", "false", "False",
+                                              "FALSE", "yes", "Yes", "YES", "no",   "No",   "NO",   "on",   "On",
+                                              "ON",  "off",  "Off", "OFF", ".inf", ".Inf", ".INF", "-.inf", ".nan", ".NaN"};
+  if (words.count(s)) return true;
+  // Numbers in any form YAML 1.1 or 1.2 reads (ints, floats, 0x / 0o, 1e3).
+  const char* p = s.c_str();
+  char* end = nullptr;
+  std::strtod(p, &end);
+  if (end && *end == '\0' && end != p) return true;
+  std::strtoll(p, &end, 0);
+  return end && *end == '\0' && end != p;
+}
+
+// yaml-cpp's emitter writes every scalar plain when it can; walk the tree so
+// string-tagged scalars that would read back as another type get quotes.
+void emit_resolved(YAML::Emitter& out, const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map:
+      out << YAML::BeginMap;
+      for (const auto& kv : n) {
+        out << YAML::Key << kv.first.Scalar() << YAML::Value;
+        emit_resolved(out, kv.second);
+      }
+      out << YAML::EndMap;
+      break;
+    case YAML::NodeType::Sequence:
+      out << YAML::BeginSeq;
+      for (const auto& e : n) emit_resolved(out, e);
+      out << YAML::EndSeq;
+      break;
+    case YAML::NodeType::Scalar:
+      if (n.Tag() == kStringTag && reads_as_non_string(n.Scalar())) out << YAML::DoubleQuoted;
+      out << n.Scalar();
+      break;
+    default: out << YAML::Null;
+  }
+}
+
 struct Resolver {
   std::string file;
 
@@ -74,7 +125,7 @@ struct Resolver {
         fail(n.Mark(), path, "invalid value " + show(n) + " (valid: " + all + ")");
       }
       default:
-        return YAML::Node(n.Scalar());
+        return string_node(n.Scalar());
     }
   }
 
@@ -118,7 +169,7 @@ struct Resolver {
         for (size_t i = 0; i < n.size(); ++i) {
           if (!n[i].IsScalar())
             fail(n[i].Mark(), path + "[" + std::to_string(i) + "]", "expected a string, got " + show(n[i]));
-          out.push_back(n[i].Scalar());
+          out.push_back(string_node(n[i].Scalar()));
         }
         return out;
       }
@@ -156,7 +207,23 @@ std::vector<std::string> strings(const YAML::Node& n) {
 
 }  // namespace
 
+namespace {
+Config parse_checked(const std::string& text, const std::string& source);
+}
+
 Config parse_config(const std::string& text, const std::string& source) {
+  try {
+    return parse_checked(text, source);
+  } catch (const YAML::Exception& e) {
+    // A shape the schema walk did not expect (a list as a map key, ...):
+    // still one ConfigError naming the file, line and column.
+    Resolver{source}.fail(e.mark, "", e.msg);
+  }
+  return {};  // not reached: fail() throws
+}
+
+namespace {
+Config parse_checked(const std::string& text, const std::string& source) {
   Resolver r{source};
   YAML::Node doc;
   try {
@@ -296,10 +363,11 @@ Config parse_config(const std::string& text, const std::string& source) {
   c.execution.device = res["execution"]["device"].as<std::string>();
 
   YAML::Emitter out;
-  out << res;
+  emit_resolved(out, res);
   c.resolved_yaml = std::string(out.c_str()) + "\n";
   return c;
 }
+}  // namespace
 
 Config load_config(const std::filesystem::path& file, bool allow_unset_env) {
   std::string text;

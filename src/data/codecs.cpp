@@ -24,12 +24,28 @@ std::vector<uint8_t> read_bytes(const char* path) {
   return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
 }
 
+namespace {
+// A header may claim any size; no target image needs more than this many
+// pixels (8k x 8k), and the decoders allocate width x height x 4 bytes.
+constexpr uint64_t kMaxPixels = uint64_t(1) << 26;
+
+void check_size(uint64_t w, uint64_t h, const char* kind, const char* name) {
+  if (w * h > kMaxPixels)
+    throw DataError(std::string(kind) + " '" + name + "' claims " + std::to_string(w) + " x " + std::to_string(h) +
+                    " pixels, more than the " + std::to_string(kMaxPixels) + " zoobench decodes");
+}
+}  // namespace
+
 Decoded decode_png(const std::vector<uint8_t>& bytes, const char* name) {
   png_image image;
   std::memset(&image, 0, sizeof image);
   image.version = PNG_IMAGE_VERSION;
   if (!png_image_begin_read_from_memory(&image, bytes.data(), bytes.size()))
     throw DataError(std::string("unreadable PNG '") + name + "': " + image.message);
+  if (uint64_t(image.width) * image.height > kMaxPixels) {
+    png_image_free(&image);
+    check_size(image.width, image.height, "PNG", name);
+  }
   image.format = PNG_FORMAT_RGBA;
   Decoded d;
   d.h = static_cast<int>(image.height);
@@ -61,8 +77,10 @@ Decoded decode_jpeg(const std::vector<uint8_t>& bytes, const char* name) {
   JpegErr err;
   info.err = jpeg_std_error(&err.mgr);
   err.mgr.error_exit = jpeg_fail;
+  // Every C++ object lives outside the setjmp / longjmp span: a longjmp
+  // skips destructors (fuzzing found the row buffer leaking here).
   Decoded d;
-  // No C++ objects with destructors may be created between setjmp and longjmp.
+  std::vector<uint8_t> row;
   if (setjmp(err.jump)) {
     jpeg_destroy_decompress(&info);
     throw DataError(std::string("unreadable JPEG '") + name + "': " + err.message);
@@ -70,12 +88,17 @@ Decoded decode_jpeg(const std::vector<uint8_t>& bytes, const char* name) {
   jpeg_create_decompress(&info);
   jpeg_mem_src(&info, bytes.data(), static_cast<unsigned long>(bytes.size()));
   jpeg_read_header(&info, TRUE);
+  if (uint64_t(info.image_width) * info.image_height > kMaxPixels) {
+    const uint64_t w = info.image_width, h = info.image_height;
+    jpeg_destroy_decompress(&info);
+    check_size(w, h, "JPEG", name);
+  }
   info.out_color_space = JCS_RGB;
   jpeg_start_decompress(&info);
   d.w = static_cast<int>(info.output_width);
   d.h = static_cast<int>(info.output_height);
   d.rgba.resize(static_cast<size_t>(d.w) * d.h * 4);
-  std::vector<uint8_t> row(static_cast<size_t>(d.w) * 3);
+  row.resize(static_cast<size_t>(d.w) * 3);
   while (info.output_scanline < info.output_height) {
     JSAMPROW r = row.data();
     size_t y = info.output_scanline;

@@ -36,13 +36,17 @@ IdxArrays read_idx(const fs::path& path) {
     total *= v;
   }
   if (total > (uint64_t(1) << 34)) throw fail("implausible size");
-  out.data.resize(total);
+  // Memory follows the bytes actually read, not the header's promise: a
+  // 20-byte file that claims 16 GB is "truncated", not an allocation.
+  out.data.reserve(static_cast<size_t>(std::min<uint64_t>(total, uint64_t(1) << 26)));
+  std::vector<uint8_t> buf(static_cast<size_t>(std::min<uint64_t>(total, 1u << 20)));
   uint64_t got = 0;
   while (got < total) {
-    unsigned chunk = static_cast<unsigned>(std::min<uint64_t>(total - got, 1u << 30));
-    int n = gzread(f, out.data.data() + got, chunk);
+    unsigned chunk = static_cast<unsigned>(std::min<uint64_t>(total - got, buf.size()));
+    int n = gzread(f, buf.data(), chunk);
     if (n < 0) throw fail("read error (corrupt gzip stream?)");
     if (n == 0) break;
+    out.data.insert(out.data.end(), buf.begin(), buf.begin() + n);
     got += static_cast<uint64_t>(n);
   }
   if (got != total) throw fail("truncated: header promises " + std::to_string(total) + " bytes of data, file has " + std::to_string(got));

@@ -310,6 +310,8 @@ fs::path run_experiment(const Config& c, const RunOptions& opt) {
     if (size_t n = store::remove_stale_temporaries(exp))
       std::fprintf(stderr, "removed %zu half-written shard(s) of killed runs\n", n);
     done = store::done_units(exp, grid.plan);
+    for (const auto& line : store::set_aside_broken_shards(exp, grid.plan, done))
+      std::fprintf(stderr, "zoobench: warning: %s\n", line.c_str());
   });
   run_id = world.broadcast(run_id);
   started = world.broadcast(started);

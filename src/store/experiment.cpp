@@ -193,6 +193,39 @@ size_t remove_stale_temporaries(const fs::path& exp_dir) {
   return removed;
 }
 
+std::vector<std::string> set_aside_broken_shards(const fs::path& exp_dir, const Plan& plan, std::vector<char>& done) {
+  std::vector<std::string> moved;
+  for (size_t i = 0; i < plan.units.size(); ++i) {
+    if (!done[i]) continue;
+    const fs::path shard = shard_path(exp_dir, plan.units[i]);
+    std::string why;
+    try {
+      h5::File f = h5::File::open(shard);
+      if (!f.has_attr("seconds")) why = "it was never committed (no 'seconds' attribute)";
+      else if (!f.has_attr("unit") || f.attr_string("unit") != plan.units[i].id)
+        why = "it does not hold unit '" + plan.units[i].id + "'";
+    } catch (const Error& e) {
+      why = e.what();
+    }
+    if (why.empty()) continue;
+    // A commit renames a complete file into place, so this one was damaged
+    // afterwards (a truncated copy, a failing disk): keep it for a look, run the unit again.
+    fs::path aside = exp_dir / "broken-shards" / shard.parent_path().filename() / shard.filename();
+    std::error_code ec;
+    fs::create_directories(aside.parent_path(), ec);
+    if (ec) throw IoError("cannot create '" + aside.parent_path().string() + "': " + ec.message());
+    for (int k = 1; fs::exists(aside); ++k)
+      aside = aside.parent_path() / (shard.filename().string() + "." + std::to_string(k));
+    fs::rename(shard, aside, ec);
+    // Another worker sharing the folder may have moved it first.
+    if (ec && fs::exists(shard)) throw IoError("cannot move '" + shard.string() + "' to '" + aside.string() + "': " + ec.message());
+    done[i] = 0;
+    moved.push_back("shard '" + shard.string() + "' is unreadable (" + why + "): moved to '" + aside.string() +
+                    "'; its unit runs again");
+  }
+  return moved;
+}
+
 std::string identity_digest(const fs::path& exp_dir) {
   const fs::path file = exp_dir / "experiment.yaml";
   if (!fs::exists(file)) return "";

@@ -47,6 +47,8 @@ T get(const YAML::Node& n, const char* key, const std::string& who, bool require
   }
 }
 
+void load_entries(const YAML::Node& doc, const fs::path& file, Manifest& m);
+
 }  // namespace
 
 Manifest Manifest::load(const fs::path& file) {
@@ -60,8 +62,19 @@ Manifest Manifest::load(const fs::path& file) {
   } catch (const YAML::Exception& e) {
     throw ConfigError(file.string() + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
   }
-  if (!doc["models"] || !doc["models"].IsSequence())
+  if (!doc.IsMap() || !doc["models"] || !doc["models"].IsSequence())
     throw ConfigError("zoo manifest '" + file.string() + "' has no 'models' list");
+  try {
+    load_entries(doc, file, m);
+  } catch (const YAML::Exception& e) {  // a key that is not a string, a list where a map belongs, ...
+    throw ConfigError(file.string() + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  return m;
+}
+
+namespace {
+
+void load_entries(const YAML::Node& doc, const fs::path& file, Manifest& m) {
   std::set<std::string> names;
   static const std::set<std::string> known = {"name", "format", "kind", "arch", "width", "weights", "sha256",
                                               "in_channels", "input_size", "mean", "std", "source_domains",
@@ -120,8 +133,9 @@ Manifest Manifest::load(const fs::path& file) {
     if (!names.insert(e.name).second) throw ConfigError(who + ": duplicate model name");
     m.entries.push_back(std::move(e));
   }
-  return m;
 }
+
+}  // namespace
 
 void Manifest::save(const fs::path& file) const {
   YAML::Emitter out;

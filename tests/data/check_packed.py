@@ -11,7 +11,36 @@ data_dir = sys.argv[1]
 expected = ["fashion-mnist", "mnist", "opencv-digits", "optdigits", "glyphs-latin", "glyphs-handwriting",
             "glyphs-greek", "glyphs-cyrillic", "glyphs-hebrew", "glyphs-georgian", "glyphs-armenian", "glyphs-thai",
             "glyphs-devanagari", "emoji-google", "emoji-twitter", "openmoji-line"]
-sizes = {"fashion-mnist": 70000, "mnist": 10010, "opencv-digits": 5000, "optdigits": 1797}
+
+
+def readme_table():
+    """The README's table of domains: name -> (classes, images) as ranges, so
+    the numbers it shows users are the ones packing gives."""
+    readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
+    rows, inside = {}, False
+    for line in open(readme, encoding="utf-8"):
+        if line.startswith("| domain | classes | images |"):
+            inside = True
+            continue
+        if inside and not line.startswith("|"):
+            break
+        if not inside or line.startswith("|---"):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        def span(text):
+            lo, _, hi = text.replace(",", "").replace(" each", "").partition("–")
+            return int(lo), int(hi or lo)
+        first, _, rest = cells[0].partition(", ")
+        names = [first] + ["-".join(first.split("-")[:-1]) + n for n in rest.split(", ") if rest]
+        if " / " in cells[0]:
+            names = [n.strip() for n in cells[0].split(" / ")]
+        rows[tuple(names)] = (span(cells[1]), span(cells[2]))
+    return rows
+
+
+table = readme_table()
+assert sorted(n for names in table for n in names) == sorted(expected), f"the README's table lists {sorted(table)}"
+counts = {}
 for name in expected:
     path = os.path.join(data_dir, name + ".h5")
     assert os.path.exists(path), path
@@ -31,8 +60,7 @@ for name in expected:
         assert set(np.unique(split)) == {0, 1}, f"{name}: train and test both present"
         for k in range(len(classes)):
             assert (split[lab == k] == 0).any(), f"{name}: class {classes[k]} has no training image"
-        if name in sizes and name != "mnist":
-            assert n == sizes[name], (name, n)
+        counts[name] = (len(classes), n)
         pixels = im[: min(n, 500)]
         assert pixels.std() > 10, f"{name}: images are not blank"
         if name == "fashion-mnist":
@@ -46,4 +74,10 @@ for name in expected:
                 assert len(fams) >= 100, f"glyphs-latin has {len(fams)} font families, need >= 100"
                 assert classes == [chr(ord("A") + i) for i in range(26)]
         print(f"{name:20s} {n:6d} images {len(classes):3d} classes  ok")
-print("all packed domains ok")
+for names, ((c_lo, c_hi), (n_lo, n_hi)) in table.items():
+    got_c = [counts[n][0] for n in names]
+    got_n = [counts[n][1] for n in names]
+    # A row of one domain states its numbers; a row of several states the range they span.
+    assert (min(got_c), max(got_c)) == (c_lo, c_hi), f"README: {names} have {c_lo}-{c_hi} classes, packed {got_c}"
+    assert (min(got_n), max(got_n)) == (n_lo, n_hi), f"README: {names} have {n_lo}-{n_hi} images, packed {got_n}"
+print(f"all packed domains ok; the README's table matches them ({len(table)} rows)")

@@ -250,11 +250,14 @@ class KillNine(unittest.TestCase):
         res = os.path.join(tmp, "killed")
         shards = os.path.join(res, "tiny", "shards")
         rng = random.Random(int(os.environ.get("ZB_KILL_SEED", "1")))
-        in_write, done_counts = 0, []
-        for trial in range(6):
+        in_write, done_counts, finished_runs, kills = 0, [], 0, 0
+        # 20 kill -9 moments: two inside a shard write, then moments drawn over
+        # the whole run (start-up, units, the merge into results.h5). A run that
+        # finishes before its moment is checked against the clean run and its
+        # folder removed, so the next moments fall on a fresh grid again.
+        for trial in range(20):
             env = dict(os.environ)
-            # The first two trials, while most units are still to do (a later
-            # one may find the grid finished by the random kills' runs), pause
+            # The first two trials, while most units are still to do, pause
             # every shard write 30 s with its file open and kill there.
             during_write = trial < 2
             if during_write:
@@ -271,45 +274,55 @@ class KillNine(unittest.TestCase):
                 if fresh():
                     in_write += 1
             else:
-                # After this run's first finished unit, at a random moment within
-                # about one unit's time: progress is made and the grid is not done.
-                before = len(glob.glob(os.path.join(shards, "*", "*.h5")))
-                deadline = time.time() + 120
-                while time.time() < deadline and proc.poll() is None and \
-                        len(glob.glob(os.path.join(shards, "*", "*.h5"))) == before:
-                    time.sleep(0.02)
-                time.sleep(rng.uniform(0.0, 1.0) * wall / 12)
+                deadline = time.time() + rng.uniform(0.0, 1.1) * wall
+                while time.time() < deadline and proc.poll() is None:
+                    time.sleep(0.01)
+            if proc.poll() is None:
+                kills += 1
             kill_all(proc)
             log.close()
-            # Whatever is on disk is complete: every shard opens and carries its seconds.
+            # Whatever is on disk is complete: every shard opens and carries its
+            # seconds, and a results.h5, once renamed into place, is whole.
             finished = glob.glob(os.path.join(shards, "*", "*.h5"))
             for path in finished:
                 with h5py.File(path, "r") as fh:
                     self.assertIn("seconds", fh.attrs, path)
+            merged = os.path.join(res, "tiny", "results.h5")
+            if os.path.exists(merged):
+                with h5py.File(merged, "r") as fh:
+                    self.assertIn("units", fh)
             done_counts.append(len(finished))
+            if proc.returncode == 0:
+                finished_runs += 1
+                self.assertSameUnitsAndValues(os.path.join(tmp, "clean"), res)
+                shutil.rmtree(res)
         self.assertGreaterEqual(in_write, 2, "at least two kills inside a shard write")
+        self.assertGreaterEqual(kills, 15, f"most moments fell inside a run ({kills} of 20)")
         logs = ""
-        for k in range(6):
+        for k in range(20):
             with open(os.path.join(tmp, f"trial{k}.log")) as fh:
-                logs += fh.read()[-600:]
+                logs += fh.read()[-300:]
         self.assertTrue(any(0 < d < 12 for d in done_counts), f"kills left partial progress: {done_counts}\n{logs}")
         final = run(2, config, zoo, res)
         self.assertEqual(final.returncode, 0, final.stderr)
+        self.assertSameUnitsAndValues(os.path.join(tmp, "clean"), res)
+
+    def assertSameUnitsAndValues(self, clean, res):
+        shards = os.path.join(res, "tiny", "shards")
         self.assertEqual(glob.glob(os.path.join(shards, "*", "*.tmp.*")), [], "half-written shards were removed")
-        a = h5py.File(os.path.join(tmp, "clean", "tiny", "results.h5"), "r")
-        b = h5py.File(os.path.join(res, "tiny", "results.h5"), "r")
-        ua, ub = table(a["units"]), table(b["units"])
-        self.assertEqual(sorted(ua["unit"]), sorted(ub["unit"]))
-        self.assertEqual(len(set(ub["unit"])), len(ub["unit"]), "no duplicate unit")
-        for name, key in (("scores", ("model", "task", "selector")), ("finetune", ("model", "task", "lr"))):
-            tb = table(b[name])
-            rows = list(zip(*(tb[k] for k in key)))
-            self.assertEqual(len(rows), len(set(rows)), f"duplicate rows in /{name}")
-            ta = table(a[name])
-            for col in ("value", "test_acc", "val_acc", "train_acc"):
-                if col in ta:
-                    self.assertTrue(np.array_equal(ta[col], tb[col]), f"/{name}/{col} differs from the clean run")
-        self.assertGreater(len(set(ub["started_utc"])), 1, "units of several runs were merged")
+        with h5py.File(os.path.join(clean, "tiny", "results.h5"), "r") as a, \
+                h5py.File(os.path.join(res, "tiny", "results.h5"), "r") as b:
+            ua, ub = table(a["units"]), table(b["units"])
+            self.assertEqual(sorted(ua["unit"]), sorted(ub["unit"]))
+            self.assertEqual(len(set(ub["unit"])), len(ub["unit"]), "no duplicate unit")
+            for name, key in (("scores", ("model", "task", "selector")), ("finetune", ("model", "task", "lr"))):
+                tb = table(b[name])
+                rows = list(zip(*(tb[k] for k in key)))
+                self.assertEqual(len(rows), len(set(rows)), f"duplicate rows in /{name}")
+                ta = table(a[name])
+                for col in ("value", "test_acc", "val_acc", "train_acc"):
+                    if col in ta:
+                        self.assertTrue(np.array_equal(ta[col], tb[col]), f"/{name}/{col} differs from the clean run")
 
 
 class BadInput(unittest.TestCase):

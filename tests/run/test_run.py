@@ -1,12 +1,13 @@
 """End to end: `zoobench run configs/tiny.yaml` (2 models, 2 tasks) on the real
 packed data, its HDF5 tables read back with h5py, the quality bars of the
 walking skeleton, determinism, resumable zoo training and bad input."""
+import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
-import time
 import unittest
 
 import h5py
@@ -32,9 +33,8 @@ class TinyRun(unittest.TestCase):
         cls.tmp = tempfile.mkdtemp(prefix="zoobench-run-")
         cls.zoo = os.path.join(cls.tmp, "zoo")
         cls.results = os.path.join(cls.tmp, "results")
-        t0 = time.time()
-        cls.first = run("run", TINY, "--zoo-dir", cls.zoo, "--results-dir", cls.results, "--quiet")
-        cls.seconds = time.time() - t0
+        # Not --quiet: test_progress_lines reads what a user watching a log sees.
+        cls.first = run("run", TINY, "--zoo-dir", cls.zoo, "--results-dir", cls.results)
 
     @classmethod
     def tearDownClass(cls):
@@ -42,7 +42,6 @@ class TinyRun(unittest.TestCase):
 
     def test_results_tables(self):
         self.assertEqual(self.first.returncode, 0, self.first.stderr)
-        print(f"\ntiny run: {self.seconds:.1f} s (target <= 60 s)")
         self.assertIn("Spearman rho", self.first.stdout)
         with h5py.File(os.path.join(self.results, "tiny", "results.h5"), "r") as f:
             for key in ("schema_version", "zoobench_version", "git_sha", "created_utc", "config_yaml", "versions"):
@@ -176,6 +175,26 @@ class TinyRun(unittest.TestCase):
         self.assertEqual(models[1]["source_domains"], ["mnist", "optdigits"])
         self.assertEqual(models[1]["kind"], "generic")
 
+    def test_progress_lines(self):
+        # A log (not a terminal) gets one line per step: "[stage] k/N  elapsed T  ETA T  what".
+        line = re.compile(r"^\[([^\]]+)\] (\d+)/(\d+)  elapsed (\d+\.\ds|\d+m\d\ds)  ETA (\d+\.\ds|\d+m\d\ds)  ?(.*)$")
+        stages = {}
+        for text in self.first.stderr.splitlines():
+            self.assertNotIn("\r", text, "no terminal rewrites in a log")
+            m = line.match(text)
+            if m:
+                stages.setdefault(m.group(1), []).append((int(m.group(2)), int(m.group(3)), m.group(5)))
+        # One stage per trained model (3 epochs each) and one for the grid's units, each counted 1..N.
+        self.assertEqual(sorted(stages), ["units", "zoo generic", "zoo mnist-cnn"], self.first.stderr[-2000:])
+        for stage, steps in stages.items():
+            total = steps[0][1]
+            self.assertEqual([k for k, _, _ in steps], list(range(1, total + 1)), stage)
+            self.assertEqual({n for _, n, _ in steps}, {total}, stage)
+            self.assertIn(steps[-1][2], ("0.0s",), f"{stage}: the last step has nothing left")
+        self.assertEqual(stages["zoo mnist-cnn"][0][1], 3)
+        plan = json.load(open(os.path.join(self.results, "tiny", "plan.json")))
+        self.assertEqual(stages["units"][0][1], len(plan["units"]))
+
     def test_rerun_retrains_nothing(self):
         weights = os.path.join(self.zoo, "mnist-cnn.pt")
         before = os.stat(weights).st_mtime_ns
@@ -184,12 +203,33 @@ class TinyRun(unittest.TestCase):
         self.assertEqual(r.stdout.count("up to date, kept"), 2, r.stdout)
         self.assertEqual(os.stat(weights).st_mtime_ns, before)
 
+    def test_force_retrains_every_entry_and_rewrites_the_manifest(self):
+        zoo = os.path.join(self.tmp, "zoo-force")
+        shutil.copytree(self.zoo, zoo)
+        weights = {m: os.path.join(zoo, m + ".pt") for m in ("mnist-cnn", "generic")}
+        before = {m: os.stat(p).st_mtime_ns for m, p in weights.items()}
+        r = run("zoo", "train", TINY, "--zoo-dir", zoo, "--force", "--quiet")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(re.findall(r"^(mnist-cnn|generic) +source test accuracy .*\(trained in ", r.stdout, re.M)), 2,
+                         r.stdout)
+        self.assertNotIn("kept", r.stdout)
+        with open(os.path.join(zoo, "manifest.yaml")) as f:
+            manifest = {m["name"]: m for m in yaml.safe_load(f)["models"]}
+        for m, p in weights.items():
+            self.assertGreater(os.stat(p).st_mtime_ns, before[m], f"{m} was retrained")
+            with open(p, "rb") as f:
+                self.assertEqual(manifest[m]["sha256"], hashlib.sha256(f.read()).hexdigest(), m)
+        self.assertFalse([f for f in os.listdir(zoo) if ".tmp" in f], "no temporary files left")
+        again = run("zoo", "train", TINY, "--zoo-dir", zoo, "--quiet")
+        self.assertEqual(again.stdout.count("up to date, kept"), 2, again.stdout)
+
     def test_deterministic_at_one_thread(self):
         outs = []
         for k in range(2):
             res = os.path.join(self.tmp, f"det{k}")
             r = run("run", TINY, "--zoo-dir", self.zoo, "--results-dir", res, "--threads", "1", "--quiet")
             self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertNotIn("ETA", r.stderr, "--quiet prints no progress")
             outs.append(h5py.File(os.path.join(res, "tiny", "results.h5"), "r"))
         a, b = outs
         for model in ("mnist-cnn", "generic"):
