@@ -46,7 +46,8 @@ struct ManifestEntry {
 };
 
 struct Manifest {
-  std::filesystem::path dir;  // weights paths are relative to it
+  std::filesystem::path file;  // where it was loaded from ("" = built in memory)
+  std::filesystem::path dir;   // weights paths are relative to it
   std::vector<ManifestEntry> entries;
   static Manifest load(const std::filesystem::path& file);  // ConfigError naming file and entry
   void save(const std::filesystem::path& file) const;       // atomic
@@ -54,6 +55,42 @@ struct Manifest {
 };
 
 std::string sha256_file(const std::filesystem::path& path);
+// The file's bytes, checked against the digest ("" = unchecked): what is
+// hashed is what gets loaded, so the file cannot change in between.
+std::string read_verified(const std::filesystem::path& file, const std::string& sha256, const std::string& who);
+
+// What a manifest must say before libtorch runs one of its files. A
+// TorchScript file is a program and torch::load unpickles, so `run` and
+// `score` load only files pinned by their SHA-256 (`zoobench zoo pin`), and
+// only from inside the manifest's folder (symbolic links resolved) unless the
+// user allows a zoo kept elsewhere (--allow-outside-zoo, or
+// ZOOBENCH_ALLOW_OUTSIDE_ZOO=1 in a job's environment).
+struct LoadRules {
+  bool allow_outside_zoo = false;
+  bool require_pinned = true;  // false: `zoo pin`, which computes the digests
+};
+
+// Whether `file`, resolved, lies outside the manifest's resolved folder.
+struct OutsideZoo {
+  bool outside = false;
+  std::filesystem::path real, home;
+};
+OutsideZoo outside_zoo(const Manifest& manifest, const std::filesystem::path& file);
+
+// The entry's weights file, checked against the rules: ConfigError for an
+// unset variable, an unpinned entry or a file outside the folder, DataError for
+// a missing file. Does not hash the file.
+std::filesystem::path weights_file(const Manifest& manifest, const ManifestEntry& entry, const LoadRules& rules);
+
+// `zoobench zoo pin`: every entry's digest, and with write = true the
+// manifest rewritten in place with the changed ones (its comments, variables
+// and layout kept; atomic; refused for an entry written as a one-line map).
+struct Pin {
+  std::string name;
+  std::filesystem::path file;
+  std::string before, after;  // the manifest's sha256 ("" = none) and the file's
+};
+std::vector<Pin> pin_manifest(const std::filesystem::path& manifest, const LoadRules& rules, bool write);
 
 // The model's input resolution: images of another size are resized to
 // input_size x input_size (bilinear, antialiased as torchvision's Resize with
@@ -109,8 +146,8 @@ class Model {
   ManifestEntry entry_;
 };
 
-// Verifies the weights' checksum and the outputs' shapes on a probe batch;
-// DataError naming the entry otherwise.
-std::unique_ptr<Model> load_model(const Manifest& manifest, const ManifestEntry& entry);
+// Verifies the rules, the weights' checksum and the outputs' shapes on a
+// probe batch; an Error naming the entry otherwise.
+std::unique_ptr<Model> load_model(const Manifest& manifest, const ManifestEntry& entry, const LoadRules& rules = {});
 
 }  // namespace zoobench

@@ -21,6 +21,7 @@ struct RunOptions {
   bool prepare = false;          // stop after data, zoo, plan and the experiment folder (a Slurm campaign's first job)
   std::string share;             // "": MPI ranks share a work queue; "claims" | "static": independent processes (claims.h)
   int worker = 0, workers = 1;   // --share static: this worker's index and their count
+  bool allow_outside_zoo = false;  // load zoo files outside the manifest's folder (LoadRules)
 };
 
 // The exit status of a run that stopped early on request (SIGUSR1): every unit

@@ -26,6 +26,11 @@ std::optional<po::variables_map> parse(const std::string& usage, po::options_des
 // "a, b,,c" -> {"a", "b", "c"}: comma-separated option values, blanks trimmed.
 std::vector<std::string> split_list(const std::string& s);
 
+// --allow-outside-zoo (the commands that load zoo files): the option, and
+// whether it or ZOOBENCH_ALLOW_OUTSIDE_ZOO=1 (a Slurm job's environment) is given.
+void add_allow_outside_zoo(po::options_description& opts);
+bool allow_outside_zoo(const po::variables_map& vm);
+
 // libtorch intra-op threads: requested, else cores / ranks on this node (>= 1).
 int set_threads(int requested);
 
@@ -36,6 +41,7 @@ int cmd_data_tasks(const Args&);
 int cmd_config_explain(const Args&);
 int cmd_config_check(const Args&);
 int cmd_zoo_train(const Args&);
+int cmd_zoo_pin(const Args&);
 int cmd_run(const Args&);
 int cmd_score(const Args&);
 int cmd_reduce(const Args&);

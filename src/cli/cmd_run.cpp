@@ -84,10 +84,11 @@ int cmd_run(const Args& args) {
       "results/<exp>/claims; no merge at the end (zoobench reduce does it)")(
       "worker", po::value<int>()->default_value(-1), "--share static: this worker's index (default $SLURM_ARRAY_TASK_ID)")(
       "workers", po::value<int>()->default_value(-1), "--share static: the number of workers (default $SLURM_ARRAY_TASK_COUNT)");
+  add_allow_outside_zoo(opts);
   po::positional_options_description pos;
   pos.add("config", 1);
   auto vm = parse("zoobench run <config> [--fresh] [--prepare] [--share claims|static [--worker I --workers N]] [--device D] "
-                  "[--data-dir DIR] [--threads N] [--quiet]",
+                  "[--data-dir DIR] [--threads N] [--allow-outside-zoo] [--quiet]",
                   opts, args, &pos);
   if (!vm) return 0;
   Config c;
@@ -104,6 +105,7 @@ int cmd_run(const Args& args) {
   opt.schedule = (*vm)["schedule"].as<std::string>();
   policy_from(opt.schedule);
   opt.prepare = vm->count("prepare") > 0;
+  opt.allow_outside_zoo = allow_outside_zoo(*vm);
   opt.share = (*vm)["share"].as<std::string>();
   if (!opt.share.empty()) share_from(opt.share);
   auto from_env = [](int given, const char* var, int fallback) {

@@ -149,8 +149,9 @@ int cmd_score(const Args& args) {
       "seed", po::value<uint64_t>()->default_value(0), "seed for sketches, probe and source subsets")(
       "probe", po::value<std::string>(), "RSA/DDS's probe model: this zoo entry (default: extract.probe_model, else the generic entry)")(
       "threads", po::value<int>()->default_value(-1), "libtorch threads (default: the config's, else all cores)");
+  add_allow_outside_zoo(opts);
   auto vm = parse("zoobench score --zoo MANIFEST --data TARGET.h5 [--task-spec YAML] [--selectors all|a,b] [--json] "
-                  "[--save-arrays OUT.h5]\n       zoobench score --list",
+                  "[--save-arrays OUT.h5] [--allow-outside-zoo]\n       zoobench score --list",
                   opts, args);
   if (!vm) return 0;
   if (vm->count("list")) return list_selectors();
@@ -168,10 +169,12 @@ int cmd_score(const Args& args) {
   ImageSet set = read_packed(data_file);
   Task task = sample_task(task_from((*vm)["task-spec"].as<std::string>(), set, c.extract), set);
   Manifest manifest = Manifest::load(manifest_file);
+  LoadRules rules;
+  rules.allow_outside_zoo = allow_outside_zoo(*vm);
   std::vector<std::unique_ptr<Model>> owned;
   std::vector<Model*> models;
   for (const auto& e : manifest.entries) {
-    owned.push_back(load_model(manifest, e));
+    owned.push_back(load_model(manifest, e, rules));
     models.push_back(owned.back().get());
   }
   if (models.empty()) throw DataError(manifest_file.string() + ": the manifest lists no models");

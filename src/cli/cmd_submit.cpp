@@ -71,10 +71,11 @@ int cmd_submit(const Args& args) {
       "templates", po::value<std::string>()->default_value(""), "a folder of <job>.sbatch templates replacing the built-in ones")(
       "data-dir", po::value<std::string>()->default_value(""), "packed data sets (as for zoobench run)")(
       "dry-run", "write the scripts and print the sbatch commands; submit nothing");
+  add_allow_outside_zoo(opts);
   po::positional_options_description pos;
   pos.add("config", 1);
   auto vm = parse("zoobench submit <config> [--mode array|mpi] [--shards K] [--nodes N --ntasks-per-node T] "
-                  "[--gpus-per-node G] [--cpus-per-task C] [--partition P] [--account A] [--time T] [--dry-run]",
+                  "[--gpus-per-node G] [--cpus-per-task C] [--partition P] [--account A] [--time T] [--allow-outside-zoo] [--dry-run]",
                   opts, args, &pos);
   if (!vm) return 0;
   slurm::Resources r;
@@ -124,6 +125,7 @@ int cmd_submit(const Args& args) {
   for (const auto& [k, v] : r.env) env_lines += "export " + k + "=" + shell_quote(v) + "\n";
   if (!(*vm)["data-dir"].as<std::string>().empty())
     env_lines += "export ZOOBENCH_DATA_DIR=" + shell_quote(fs::absolute((*vm)["data-dir"].as<std::string>()).string()) + "\n";
+  if (allow_outside_zoo(*vm)) env_lines += "export ZOOBENCH_ALLOW_OUTSIDE_ZOO=1\n";
   std::map<std::string, std::string> values{{"EXP", c.name},
                                             {"WORKDIR", shell_quote(workdir.string())},
                                             {"ZOOBENCH", shell_quote(self_executable().string())},

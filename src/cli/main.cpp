@@ -21,6 +21,7 @@ const std::vector<Command>& commands() {
       {"data show", "list packed data sets: classes, images, resolution, source", cmd_data_show},
       {"data tasks", "sample a config's few-shot tasks and print their sizes", cmd_data_tasks},
       {"zoo train", "train the config's zoo models that are missing; writes manifest.yaml", cmd_zoo_train},
+      {"zoo pin", "record the SHA-256 of every zoo file in its manifest (run and score load only pinned files)", cmd_zoo_pin},
       {"score", "rank a zoo for one target data set: every selector, table or JSON, --save-arrays", cmd_score},
       {"run", "the whole pipeline: data, zoo, tasks, scores, fine-tuning, results.h5", cmd_run},
       {"reduce", "merge an experiment's shards; correlation, gain, cost and ground-truth tables (CSV, Markdown)", cmd_reduce},

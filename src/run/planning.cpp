@@ -55,6 +55,10 @@ CampaignPlan plan_campaign(const Config& c, const fs::path& data_dir, const fs::
                             !e.unset_env.empty() ? "${" + e.unset_env + "} is not set here"
                             : external           ? "export it (tools/export_torchscript.py) before the grid runs"
                                                  : "trained by the prepare step"});
+      else if (e.sha256.empty())  // `run` would refuse it (LoadRules): say so before a campaign is submitted
+        cp.paths.push_back({"sha256 of zoo entry " + e.name, manifest, false,
+                            "not pinned: zoobench zoo pin " + manifest.string() +
+                                (outside_zoo(m, w).outside ? " --allow-outside-zoo" : "")});
       models.push_back({e.name, e.format, e.arch, e.width, e.in_channels, e.input_size, e.kind});
     }
   } else if (external) {

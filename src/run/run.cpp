@@ -103,7 +103,7 @@ struct Grid {
   Plan plan;
 };
 
-Grid build_grid(const Config& c, const fs::path& data_dir, const at::Device& device) {
+Grid build_grid(const Config& c, const fs::path& data_dir, const at::Device& device, const LoadRules& rules) {
   Grid g;
   std::vector<const Selector*> sels = selectors_from(c.selectors);
   g.manifest = Manifest::load(manifest_path(c));
@@ -122,7 +122,7 @@ Grid build_grid(const Config& c, const fs::path& data_dir, const at::Device& dev
   for (auto* s : sels) needs |= s->needs(), names.push_back(s->name());
   int probe = -1;
   for (const auto& e : g.manifest.entries) {
-    g.models.push_back(load_model(g.manifest, e));
+    g.models.push_back(load_model(g.manifest, e, rules));
     g.models.back()->to(device);
     pmodels.push_back({e.name, e.format, e.arch, e.width, e.in_channels, e.input_size, e.kind});
     if (c.extract.probe_model.empty() ? e.kind == "generic" : e.name == c.extract.probe_model)
@@ -276,7 +276,9 @@ fs::path run_experiment(const Config& c, const RunOptions& opt) {
     if (shared && !fs::exists(manifest_path(c)))
       throw Error("zoo manifest '" + manifest_path(c).string() + "' is missing: an independent worker (--share) does not "
                   "train the zoo; run `zoobench run " + c.source + " --prepare` first");
-    grid = build_grid(c, opt.data_dir, device);
+    LoadRules rules;
+    rules.allow_outside_zoo = opt.allow_outside_zoo;
+    grid = build_grid(c, opt.data_dir, device, rules);
   });
   const fs::path exp = fs::path(c.results_dir) / c.name;
   std::optional<store::Lock> lock;

@@ -1,6 +1,8 @@
 #include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <set>
 
@@ -12,16 +14,9 @@
 namespace zoobench {
 namespace fs = std::filesystem;
 
-std::string sha256_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError("cannot open '" + path.string() + "'");
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  std::vector<char> buf(1 << 16);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(in.gcount()));
-  }
+namespace {
+
+std::string finish_hex(EVP_MD_CTX* ctx) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned len = 0;
   EVP_DigestFinal_ex(ctx, md, &len);
@@ -30,6 +25,37 @@ std::string sha256_file(const fs::path& path) {
   std::string out;
   for (unsigned i = 0; i < len; ++i) out += hex[md[i] >> 4], out += hex[md[i] & 15];
   return out;
+}
+
+EVP_MD_CTX* start_sha256() {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  return ctx;
+}
+
+}  // namespace
+
+std::string sha256_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError("cannot open '" + path.string() + "'");
+  EVP_MD_CTX* ctx = start_sha256();
+  std::vector<char> buf(1 << 16);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(in.gcount()));
+  }
+  return finish_hex(ctx);
+}
+
+std::string read_verified(const fs::path& file, const std::string& sha256, const std::string& who) {
+  std::string bytes = read_file(file);
+  if (sha256.empty()) return bytes;
+  EVP_MD_CTX* ctx = start_sha256();
+  EVP_DigestUpdate(ctx, bytes.data(), bytes.size());
+  if (finish_hex(ctx) != sha256)
+    throw DataError(who + ": SHA-256 of '" + file.string() +
+                    "' differs from the manifest's (file changed or corrupt; `zoobench zoo pin` records a file you trust)");
+  return bytes;
 }
 
 namespace {
@@ -53,6 +79,7 @@ void load_entries(const YAML::Node& doc, const fs::path& file, Manifest& m);
 
 Manifest Manifest::load(const fs::path& file) {
   Manifest m;
+  m.file = file;
   m.dir = file.parent_path();
   YAML::Node doc;
   try {
@@ -105,7 +132,14 @@ void load_entries(const YAML::Node& doc, const fs::path& file, Manifest& m) {
       if (unset.empty() && raw.find("${") != std::string::npos && fs::path(e.weights).is_relative())
         e.weights = fs::absolute(e.weights).string();
     }
-    e.sha256 = get<std::string>(n, "sha256", who, false);
+    // An empty `sha256:` is no digest (yaml-cpp reads it as "null"); lower case, as sha256_file writes it.
+    if (n["sha256"] && !n["sha256"].IsNull()) {
+      e.sha256 = get<std::string>(n, "sha256", who, false);
+      std::transform(e.sha256.begin(), e.sha256.end(), e.sha256.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+      if (!e.sha256.empty() &&
+          (e.sha256.size() != 64 || e.sha256.find_first_not_of("0123456789abcdef") != std::string::npos))
+        throw ConfigError(who + ": sha256 must be 64 hexadecimal digits (`zoobench zoo pin` writes it)");
+    }
     e.in_channels = get<int>(n, "in_channels", who, true);
     e.input_size = get<int>(n, "input_size", who, false, 32);
     e.mean = get<std::vector<double>>(n, "mean", who, false);
@@ -176,6 +210,43 @@ void Manifest::save(const fs::path& file) const {
     if (!f) throw IoError("cannot write '" + p.tmp().string() + "'");
   }
   p.commit();
+}
+
+OutsideZoo outside_zoo(const Manifest& manifest, const fs::path& file) {
+  // Resolved, so that neither `..` nor a symbolic link leads out of the folder.
+  std::error_code ec, ec_home;
+  OutsideZoo o;
+  o.real = fs::canonical(file, ec);
+  o.home = fs::canonical(manifest.dir.empty() ? fs::path(".") : manifest.dir, ec_home);
+  if (ec || ec_home)
+    throw IoError("cannot resolve '" + (ec ? file : manifest.dir).string() + "': " + (ec ? ec : ec_home).message());
+  o.outside = std::mismatch(o.home.begin(), o.home.end(), o.real.begin(), o.real.end()).first != o.home.end();
+  return o;
+}
+
+fs::path weights_file(const Manifest& manifest, const ManifestEntry& e, const LoadRules& rules) {
+  const std::string where = manifest.file.empty() ? "<manifest>" : manifest.file.string();
+  const std::string who = where + ": zoo entry '" + e.name + "'";
+  if (!e.unset_env.empty())
+    throw ConfigError(who + ": weights '" + e.weights + "' names ${" + e.unset_env + "}, which is not set in the environment");
+  const fs::path file = manifest.dir / e.weights;
+  std::error_code ec;
+  const bool exists = fs::exists(file, ec);
+  if (ec) throw IoError(who + ": cannot look at '" + file.string() + "': " + ec.message());
+  if (!exists) throw DataError(who + ": weights file '" + file.string() + "' is missing");
+  if (!rules.allow_outside_zoo) {
+    const OutsideZoo out = outside_zoo(manifest, file);
+    if (out.outside)
+      throw ConfigError(who + ": weights '" + file.string() + "' lie outside the zoo's folder '" + out.home.string() + "'" +
+                        (out.real != fs::absolute(file).lexically_normal() ? " (they resolve to '" + out.real.string() + "')"
+                                                                            : "") +
+                        "; --allow-outside-zoo loads a zoo kept elsewhere");
+  }
+  if (rules.require_pinned && e.sha256.empty())
+    throw ConfigError(who + ": no sha256 for '" + file.string() +
+                      "': model files are code that libtorch runs, and only pinned ones are loaded; `zoobench zoo pin " +
+                      where + "` records the digests of files you trust");
+  return file;
 }
 
 const ManifestEntry* Manifest::find(const std::string& name) const {

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <sstream>
 #include <tuple>
 
 #include "model_parts.h"
@@ -202,21 +203,17 @@ std::string last_line(const std::string& text) {
 
 }  // namespace
 
-std::unique_ptr<Model> load_model(const Manifest& manifest, const ManifestEntry& e) {
+std::unique_ptr<Model> load_model(const Manifest& manifest, const ManifestEntry& e, const LoadRules& rules) {
   const std::string who = "zoo entry '" + e.name + "'";
-  if (!e.unset_env.empty())
-    throw ConfigError(who + ": weights '" + e.weights + "' names ${" + e.unset_env +
-                      "}, which is not set in the environment");
-  fs::path file = manifest.dir / e.weights;
-  if (!fs::exists(file)) throw DataError(who + ": weights file '" + file.string() + "' is missing");
-  if (!e.sha256.empty() && sha256_file(file) != e.sha256)
-    throw DataError(who + ": SHA-256 of '" + file.string() + "' differs from the manifest (file changed or corrupt)");
+  const fs::path file = weights_file(manifest, e, rules);
+  // Loaded from the bytes that were hashed, not by opening the file again.
+  std::istringstream bytes(read_verified(file, e.sha256, who));
   std::unique_ptr<Model> model;
   if (e.format == "builtin") {
     if (e.head_classes.empty()) throw DataError(who + ": builtin entry lists no head_classes");
     Net net(zoo::NetSpec{e.arch, e.width, e.in_channels, e.head_classes});
     try {
-      torch::load(net, file.string());
+      torch::load(net, bytes);
     } catch (const c10::Error& err) {
       throw DataError(who + ": cannot load '" + file.string() + "': " + std::string(err.what_without_backtrace()));
     }
@@ -224,7 +221,7 @@ std::unique_ptr<Model> load_model(const Manifest& manifest, const ManifestEntry&
   } else if (e.format == "torchscript") {
     torch::jit::Module m;
     try {
-      m = torch::jit::load(file.string());
+      m = torch::jit::load(bytes);
     } catch (const c10::Error& err) {
       throw DataError(who + ": cannot load TorchScript '" + file.string() + "': " + err.what_without_backtrace());
     }

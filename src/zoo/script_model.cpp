@@ -4,6 +4,7 @@
 // sketch: nothing about the architecture is assumed.
 #include <algorithm>
 #include <cmath>
+#include <sstream>
 
 #include "model_parts.h"
 #include "zoobench/error.h"
@@ -158,7 +159,9 @@ class ScriptModel : public Model {
     int64_t dim = feature_dim();
     torch::manual_seed(seed);
     // A fresh load, not Module::clone(): cloned parameters are not leaves and cannot be optimised.
-    auto t = std::make_unique<ScriptTunable>(torch::jit::load(file_), entry_.features_method, in_, dim, classes);
+    // Checked again, so that a file changed since load_model is not run.
+    std::istringstream bytes(read_verified(file_, entry_.sha256, "zoo entry '" + entry_.name + "'"));
+    auto t = std::make_unique<ScriptTunable>(torch::jit::load(bytes), entry_.features_method, in_, dim, classes);
     t->to(device());
     return t;
   }

@@ -10,7 +10,7 @@ runs one command there and expects
   meant to write (nothing, for a refused command).
 
 Rows are data: add one to the ROWS table. Run by ctest (bad_input.matrix)."""
-import gzip
+import json
 import os
 import shutil
 import struct
@@ -20,6 +20,7 @@ import unittest
 
 import h5py
 import numpy as np
+import yaml
 
 ZOOBENCH = os.path.abspath(os.environ.get("ZOOBENCH", "build/zoobench"))
 SOURCE_DIR = os.path.abspath(os.environ.get("ZB_SOURCE_DIR", "."))
@@ -150,6 +151,33 @@ def png_folder(classes, corrupt=False, empty_class=False):
     return f
 
 
+def pin(ws):
+    """Records the zoo's digests as they are now (`zoo pin`), as a user would after changing a file on purpose."""
+    subprocess.run([ZOOBENCH, "zoo", "pin", "zoo/manifest.yaml"], cwd=ws, check=True, capture_output=True)
+
+
+def move_weights_out(link):
+    """The model file moves to <ws>/elsewhere; the manifest names it with `..`, or through a link in the zoo folder."""
+    def f(ws):
+        os.makedirs(os.path.join(ws, "elsewhere"))
+        os.rename(os.path.join(ws, "zoo", "model.pt"), os.path.join(ws, "elsewhere", "model.pt"))
+        if link:
+            os.symlink(os.path.join("..", "elsewhere", "model.pt"), os.path.join(ws, "zoo", "model.pt"))
+        else:
+            edit("zoo/manifest.yaml", "weights: model.pt", "weights: ../elsewhere/model.pt")(ws)
+    return f
+
+
+def one_line_entry(ws):
+    """The manifest's entry rewritten as a one-line {...} map (JSON is YAML's flow style), unpinned."""
+    p = os.path.join(ws, "zoo", "manifest.yaml")
+    with open(p) as fh:
+        doc = yaml.safe_load(fh)
+    entry = {k: v for k, v in doc["models"][0].items() if k != "sha256"}
+    with open(p, "w") as fh:
+        fh.write("zoobench_manifest: 1\nmodels:\n  - " + json.dumps(entry) + "\n")
+
+
 def nan_model(ws):
     """A TorchScript model whose features are NaN: the manifest entry of the zoo points at it."""
     code = (
@@ -168,7 +196,7 @@ def nan_model(ws):
     with open(script, "w") as fh:
         fh.write(code)
     subprocess.run([PY, script, os.path.join(ws, "zoo", "model.pt")], check=True, capture_output=True)
-    edit("zoo/manifest.yaml", "sha256:", "# sha256:")(ws)
+    pin(ws)
 
 
 SCORE = ["score", "--zoo", "zoo/manifest.yaml", "--data", "data/optdigits.h5", "--selectors", "lfc,leep",
@@ -227,6 +255,24 @@ ROWS = [
     ("manifest: unset variable in weights", edit("zoo/manifest.yaml", "weights: model.pt", "weights: '${ZB_NO_SUCH_VAR}/m.pt'"),
      SCORE, 2, ["zoo entry 'small'", "names ${ZB_NO_SUCH_VAR}, which is not set"], []),
     ("manifest: YAML syntax", write("zoo/manifest.yaml", "models: [\n"), SCORE, 2, ["zoo/manifest.yaml", "YAML syntax error"], []),
+    # --- trust: pinned files, inside the zoo's folder ---
+    ("manifest: entry not pinned", edit("zoo/manifest.yaml", "sha256:", "# sha256:"), SCORE, 2,
+     ["zoo/manifest.yaml: zoo entry 'small'", "no sha256", "zoobench zoo pin zoo/manifest.yaml"], []),
+    ("manifest: sha256 not a digest", edit("zoo/manifest.yaml", "sha256: ", "sha256: zz"), SCORE, 2,
+     ["('small')", "sha256 must be 64 hexadecimal digits"], []),
+    ("manifest: weights outside the zoo folder", move_weights_out(link=False), SCORE, 2,
+     ["zoo entry 'small'", "elsewhere/model.pt", "outside the zoo's folder", "--allow-outside-zoo"], []),
+    ("manifest: a link out of the zoo folder", move_weights_out(link=True), RUN, 2,
+     ["zoo entry 'small'", "outside the zoo's folder", "resolve to", "elsewhere/model.pt"], ["results"]),
+    ("zoo pin: weights file missing", remove("zoo/model.pt"), ["zoo", "pin", "zoo/manifest.yaml"], 3,
+     ["zoo entry 'small'", "is missing"], []),
+    ("zoo pin: a one-line entry", one_line_entry, ["zoo", "pin", "zoo/manifest.yaml"], 2,
+     ["zoo/manifest.yaml:3", "models[0] ('small')", "by hand"], []),
+    ("zoo pin: weights outside the zoo folder", move_weights_out(link=False), ["zoo", "pin", "zoo/manifest.yaml"], 2,
+     ["zoo entry 'small'", "outside the zoo's folder"], []),
+    ("zoo pin --check: a changed file", append("zoo/model.pt", b"\0"), ["zoo", "pin", "zoo/manifest.yaml", "--check"], 1,
+     ["zoo/manifest.yaml", "0 unpinned and 1 changed of 1 entries"], []),
+    ("zoo pin: no manifest", None, ["zoo", "pin", "zoo/none.yaml"], 2, ["zoo/none.yaml", "does not exist"], []),
     # --- packed data ---
     ("packed: not HDF5", write("data/bad.h5", "hello\n"), SCORE_BAD, 3, ["data/bad.h5"], []),
     ("packed: images of the wrong dtype", packed(replace_dataset("images", lambda h: h["images"][:].astype(np.float32))),
@@ -251,10 +297,12 @@ ROWS = [
         [PY, os.path.join(SOURCE_DIR, "tools", "export_torchscript.py"), os.path.join(ws, "zoo"), "--channels", "1",
          "--classes", "10", "--name", "small", "--wrong-shape"], check=True, capture_output=True),
      SCORE, 3, ["small", "features"], []),
-    ("torchscript: not a TorchScript file", both(write("zoo/model.pt", b"PK\x03\x04 not a zip"),
-                                                 edit("zoo/manifest.yaml", "sha256:", "# sha256:")),
+    ("torchscript: not a TorchScript file", both(write("zoo/model.pt", b"PK\x03\x04 not a zip"), pin),
      SCORE, 3, ["zoo entry 'small'", "cannot load"], []),
     ("torchscript: NaN features", nan_model, SCORE, 3, ["small", "optdigits", "NaN"], []),
+    # In a run the score unit meets them (a new results folder: the finished one was made with the old zoo).
+    ("torchscript: NaN features in a run", nan_model, RUN + ["--results-dir", "fresh"], 3,
+     ["model 'small', task 'optdigits'", "features contain NaN or Inf"], ["fresh"]),
     # --- image folders ---
     ("image folder: missing", None, ["data", "pack", "--image-folder", "imgs", "--name", "mine"] + PACK_DIR, 3,
      ["imgs"], []),
@@ -333,7 +381,8 @@ class BadInput(unittest.TestCase):
 
     def test_matrix(self):
         self.assertGreaterEqual(len(ROWS), 40)
-        env = {k: v for k, v in os.environ.items() if k not in ("ZOOBENCH_DATA_DIR", "ZB_NO_SUCH_VAR", "OOPS")}
+        env = {k: v for k, v in os.environ.items() if k not in ("ZOOBENCH_DATA_DIR", "ZB_NO_SUCH_VAR", "OOPS",
+                                                               "ZOOBENCH_ALLOW_OUTSIDE_ZOO")}
         for i, (name, breaks, argv, code, needles, writes) in enumerate(ROWS):
             with self.subTest(name):
                 ws = os.path.join(self.tmp, f"row{i}")

@@ -172,6 +172,7 @@ class Cli(unittest.TestCase):
         self.assertIn("#SBATCH --gpus-per-node=1", grid)
         self.assertIn("export ZOO_ROOT=" + self.path("zoo"), grid)
         self.assertIn("export DATA_ROOT=" + self.path("data"), grid)
+        self.assertIn("export ZOOBENCH_ALLOW_OUTSIDE_ZOO=1", grid)  # the zoo lies outside configs/
 
     # --- importers and bad input ------------------------------------------------
     def test_idx_import_and_bad_idx(self):

@@ -8,6 +8,7 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
 import tempfile
 import unittest
 
@@ -15,9 +16,12 @@ import h5py
 import numpy as np
 import yaml
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import zbtest  # noqa: E402
+
 ZOOBENCH = os.environ.get("ZOOBENCH", "build/zoobench")
 SOURCE_DIR = os.environ.get("ZB_SOURCE_DIR", ".")
-COMMANDS = (["version"], ["data", "pack"], ["data", "show"], ["data", "tasks"], ["zoo", "train"], ["score"], ["run"],
+COMMANDS = (["version"], ["data", "pack"], ["data", "show"], ["data", "tasks"], ["zoo", "train"], ["zoo", "pin"], ["score"], ["run"],
             ["reduce"], ["plan"], ["submit"], ["status"], ["config", "explain"], ["config", "check"])
 
 
@@ -32,7 +36,7 @@ def idx(dims, data):
     return bytes([0, 0, 0x08, len(dims)]) + b"".join(struct.pack(">I", d) for d in dims) + bytes(data)
 
 
-class Options(unittest.TestCase):
+class Options(zbtest.CliAssertions, unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="zoobench-options-")
 
@@ -91,7 +95,7 @@ class Options(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         every = json.loads(run("data", "show", "--data-dir", out, "--json").stdout)
         self.assertEqual([d["domain"] for d in every], ["alpha", "four"])
-        self.assertOneLine(run("data", "pack", "--idx", *train, "--idx-test", test[0], "--name", "x", "--data-dir",
+        self.assertOnlyError(run("data", "pack", "--idx", *train, "--idx-test", test[0], "--name", "x", "--data-dir",
                                self.path("d2")), 2, "--idx-test takes IMAGES LABELS")
 
     def test_config_check_print_is_the_resolved_config_and_a_fixed_point(self):
@@ -156,17 +160,9 @@ class Options(unittest.TestCase):
             f.write("a file where a folder should be\n")
         train = self.write_idx("train", 8, 1)
         r = run("data", "pack", "--idx", *train, "--name", "x", "--data-dir", self.path("afile", "sub"))
-        self.assertOneLine(r, 1, "cannot create directory", "afile/sub")
+        self.assertOnlyError(r, 1, "cannot create directory", "afile/sub")
         with open(self.path("afile")) as f:
             self.assertEqual(f.read(), "a file where a folder should be\n")
-
-    def assertOneLine(self, r, code, *needles):
-        self.assertEqual(r.returncode, code, r.stderr)
-        lines = [l for l in r.stderr.splitlines() if l.strip()]
-        self.assertEqual(len(lines), 1, r.stderr)
-        self.assertTrue(lines[0].startswith("zoobench: error: "), r.stderr)
-        for n in needles:
-            self.assertIn(n, lines[0])
 
 
 if __name__ == "__main__":

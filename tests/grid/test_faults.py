@@ -17,7 +17,7 @@ import unittest
 import h5py
 import numpy as np
 
-from test_grid import ZOOBENCH, command, run, session_members, table, write_config
+from test_grid import ZOOBENCH, command, run, session_members, table, tiny_zoo
 
 BAD_UNIT = "finetune/generic/opencv-digits/0.03"
 
@@ -38,11 +38,7 @@ class Faults(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="zoobench-faults-")
-        cls.zoo = os.path.join(cls.tmp, "zoo")
-        cls.config = write_config(cls.tmp)
-        r = subprocess.run([ZOOBENCH, "zoo", "train", cls.config, "--zoo-dir", cls.zoo, "--quiet"],
-                           capture_output=True, text=True, timeout=600)
-        assert r.returncode == 0, r.stderr
+        cls.config, cls.zoo = tiny_zoo(cls.tmp)
         cls.clean_dir = os.path.join(cls.tmp, "clean")
         r = run(2, cls.config, cls.zoo, cls.clean_dir)
         assert r.returncode == 0, r.stderr

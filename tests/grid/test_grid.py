@@ -10,6 +10,7 @@ import random
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -17,6 +18,9 @@ import unittest
 import h5py
 import numpy as np
 import yaml
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import zbtest  # noqa: E402
 
 ZOOBENCH = os.environ.get("ZOOBENCH", "build/zoobench")
 SOURCE_DIR = os.environ.get("ZB_SOURCE_DIR", ".")
@@ -39,6 +43,16 @@ def write_config(folder, name="tiny", **change):
     with open(path, "w") as fh:
         yaml.safe_dump(cfg, fh)
     return path
+
+
+def tiny_zoo(folder):
+    """The tiny config (1 thread) in `folder` and its zoo, trained there once: (config, zoo)."""
+    config, zoo = write_config(folder), os.path.join(folder, "zoo")
+    r = subprocess.run([ZOOBENCH, "zoo", "train", config, "--zoo-dir", zoo, "--quiet"], capture_output=True,
+                       text=True, timeout=600)
+    if r.returncode != 0:
+        raise RuntimeError("zoo train failed: " + r.stderr)
+    return config, zoo
 
 
 def command(ranks, config, zoo, results, *extra):
@@ -82,11 +96,7 @@ class Grid(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="zoobench-grid-")
-        cls.zoo = os.path.join(cls.tmp, "zoo")
-        cls.config = write_config(cls.tmp)
-        r = subprocess.run([ZOOBENCH, "zoo", "train", cls.config, "--zoo-dir", cls.zoo, "--quiet"],
-                           capture_output=True, text=True, timeout=600)
-        assert r.returncode == 0, r.stderr
+        cls.config, cls.zoo = tiny_zoo(cls.tmp)
         cls.runs = {}
         for n in (1, 2, 3):
             res = os.path.join(cls.tmp, f"r{n}")
@@ -238,11 +248,7 @@ class KillNine(unittest.TestCase):
     def test_kill_and_resume(self):
         tmp = tempfile.mkdtemp(prefix="zoobench-kill-")
         self.addCleanup(shutil.rmtree, tmp, True)
-        zoo = os.path.join(tmp, "zoo")
-        config = write_config(tmp)
-        r = subprocess.run([ZOOBENCH, "zoo", "train", config, "--zoo-dir", zoo, "--quiet"], capture_output=True,
-                           text=True, timeout=600)
-        self.assertEqual(r.returncode, 0, r.stderr)
+        config, zoo = tiny_zoo(tmp)
         t0 = time.time()
         clean = run(2, config, zoo, os.path.join(tmp, "clean"))
         wall = time.time() - t0
@@ -325,14 +331,11 @@ class KillNine(unittest.TestCase):
                         self.assertTrue(np.array_equal(ta[col], tb[col]), f"/{name}/{col} differs from the clean run")
 
 
-class BadInput(unittest.TestCase):
+class BadInput(zbtest.CliAssertions, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="zoobench-gridbad-")
-        cls.zoo = os.path.join(cls.tmp, "zoo")
-        r = subprocess.run([ZOOBENCH, "zoo", "train", write_config(cls.tmp), "--zoo-dir", cls.zoo, "--quiet"],
-                           capture_output=True, text=True, timeout=600)
-        assert r.returncode == 0, r.stderr
+        _, cls.zoo = tiny_zoo(cls.tmp)
 
     @classmethod
     def tearDownClass(cls):
@@ -341,13 +344,6 @@ class BadInput(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(dir=self.tmp)
         self.results = os.path.join(self.dir, "results")
-
-    def assertOneError(self, r, code, *needles):
-        self.assertEqual(r.returncode, code, r.stderr)
-        errors = [l for l in r.stderr.splitlines() if l.startswith("zoobench: error: ")]
-        self.assertEqual(len(errors), 1, r.stderr)
-        for n in needles:
-            self.assertIn(n, errors[0])
 
     def test_ranks_per_cell_must_divide_the_ranks(self):
         cfg = write_config(self.dir, **{"execution.ranks_per_cell": 3})

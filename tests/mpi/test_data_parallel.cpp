@@ -41,6 +41,7 @@ struct Saved {
     e.arch = arch;
     e.width = 4;
     e.weights = "w.pt";
+    e.sha256 = sha256_file(dir / "w.pt");
     e.in_channels = 1;
     e.mean = {0.5};
     e.std = {0.25};

@@ -4,6 +4,7 @@ optdigits expert) and the real packed data: the table, --json, --list,
 algorithm recomputed with numpy/scipy/scikit-learn (NCTI with scikit-learn's
 LDA and the authors' shrinkage rule; three models, so its min-max over the
 zoo compares a value, not an ordering), and bad input."""
+import hashlib
 import json
 import math
 import os
@@ -18,7 +19,9 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import reference  # noqa: E402
+import zbtest  # noqa: E402
 
 ZOOBENCH = os.environ.get("ZOOBENCH", "build/zoobench")
 SOURCE_DIR = os.environ.get("ZB_SOURCE_DIR", ".")
@@ -33,7 +36,7 @@ def run(*args):
     return subprocess.run([ZOOBENCH, *args], capture_output=True, text=True, timeout=600)
 
 
-class Score(unittest.TestCase):
+class Score(zbtest.CliAssertions, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="zoobench-score-")
@@ -60,14 +63,6 @@ class Score(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    def assertFailsCleanly(self, r, code, *needles):
-        self.assertEqual(r.returncode, code, r.stderr)
-        lines = [l for l in r.stderr.splitlines() if l.strip()]
-        self.assertEqual(len(lines), 1, r.stderr)
-        self.assertTrue(lines[0].startswith("zoobench: error: "), r.stderr)
-        for n in needles:
-            self.assertIn(n, lines[0])
 
     def test_list_names_every_selector_with_its_variant(self):
         r = run("score", "--list")
@@ -164,15 +159,15 @@ class Score(unittest.TestCase):
 
     def test_bad_input(self):
         r = run("score", "--zoo", self.manifest, "--data", self.target, "--selectors", "lfc,logmee")
-        self.assertFailsCleanly(r, 2, "unknown selector 'logmee'", "linear_probe")
+        self.assertOnlyError(r, 2, "unknown selector 'logmee'", "linear_probe")
         r = run("score", "--zoo", self.manifest, "--data", self.target, "--task-spec", "{shots: 5, colour: red}")
-        self.assertFailsCleanly(r, 2, "--task-spec", "colour")
+        self.assertOnlyError(r, 2, "--task-spec", "colour")
         r = run("score", "--zoo", self.manifest, "--data", self.target, "--task-spec", "{shots: 5000}")
-        self.assertFailsCleanly(r, 3, "5000")
+        self.assertOnlyError(r, 3, "5000")
         r = run("score", "--zoo", self.manifest, "--data", os.path.join(self.tmp, "nope.h5"))
-        self.assertFailsCleanly(r, 3, "nope.h5")
+        self.assertOnlyError(r, 3, "nope.h5")
         r = run("score", "--zoo", self.manifest)
-        self.assertFailsCleanly(r, 2, "--data")
+        self.assertOnlyError(r, 2, "--data")
         # A feature extractor without a source head: LEEP cannot score it; nothing is written.
         ts = os.path.join(self.tmp, "ts")
         subprocess.run(["/usr/bin/python3", os.path.join(SOURCE_DIR, "tools", "export_torchscript.py"), ts],
@@ -187,15 +182,15 @@ class Score(unittest.TestCase):
         out = os.path.join(self.tmp, "bad-arrays.h5")
         r = run("score", "--zoo", manifest, "--data", os.path.join(DATA, "optdigits.h5"), "--selectors", "lfc,leep",
                 "--save-arrays", out)
-        self.assertFailsCleanly(r, 3, "model 'external-small'", "leep", "no source head")
+        self.assertOnlyError(r, 3, "model 'external-small'", "leep", "no source head")
         self.assertFalse(os.path.exists(out))
         r = run("score", "--zoo", manifest, "--data", os.path.join(DATA, "optdigits.h5"), "--selectors", "lfc,knn")
         self.assertEqual(r.returncode, 0, r.stderr)  # without logits-based selectors it scores
         r = run("score", "--zoo", manifest, "--data", os.path.join(DATA, "optdigits.h5"), "--selectors", "rsa")
-        self.assertFailsCleanly(r, 2, "rsa", "probe model", "generic", "--probe NAME", "external-small")
+        self.assertOnlyError(r, 2, "rsa", "probe model", "generic", "--probe NAME", "external-small")
         r = run("score", "--zoo", manifest, "--data", os.path.join(DATA, "optdigits.h5"), "--selectors", "rsa",
                 "--probe", "nope")
-        self.assertFailsCleanly(r, 2, "no entry 'nope'", "external-small")
+        self.assertOnlyError(r, 2, "no entry 'nope'", "external-small")
         # --probe names the probe; LGC differentiates a TorchScript entry (its features, having no head).
         r = run("score", "--zoo", manifest, "--data", os.path.join(DATA, "optdigits.h5"), "--selectors",
                 "rsa,lgc", "--probe", "external-small", "--json")
@@ -230,7 +225,9 @@ class Score(unittest.TestCase):
         torch.jit.script(Constant()).save(os.path.join(zoo, "constant.pt"))
         with open(self.manifest) as fh:
             doc = yaml.safe_load(fh)
-        doc["models"].append(dict(name="constant", format="torchscript", kind="external", weights="constant.pt",
+        with open(os.path.join(zoo, "constant.pt"), "rb") as fh:
+            digest = hashlib.sha256(fh.read()).hexdigest()
+        doc["models"].append(dict(name="constant", format="torchscript", kind="external", weights="constant.pt", sha256=digest,
                                   in_channels=1, input_size=32, mean=[0.5], std=[0.25], source_domains=["synthetic"],
                                   source_classes=["a", "b", "c"], features_method="features", logits_method="forward"))
         manifest = os.path.join(zoo, "with-constant.yaml")

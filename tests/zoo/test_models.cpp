@@ -101,6 +101,33 @@ TEST(Builtin, ChecksumAndMissingWeightsAreNamed) {
   EXPECT_NE(e.find("is missing"), std::string::npos) << e;
 }
 
+// LoadRules: an unpinned entry, and a file outside the manifest's folder
+// unless allowed, are refused before libtorch reads a byte of them.
+TEST(Builtin, OnlyPinnedFilesInsideTheZooAreLoaded) {
+  zbtest::TempDir d, elsewhere;
+  Builtin b(d.path());
+  ManifestEntry e = b.manifest.entries[0];
+  e.sha256.clear();
+  std::string err = zbtest::error_of<ConfigError>([&] { load_model(b.manifest, e); });
+  EXPECT_NE(err.find("no sha256"), std::string::npos) << err;
+  EXPECT_NE(err.find("zoobench zoo pin"), std::string::npos) << err;
+
+  std::filesystem::copy_file(d / "w.pt", elsewhere / "w.pt");
+  e = b.manifest.entries[0];
+  e.weights = (elsewhere / "w.pt").string();
+  err = zbtest::error_of<ConfigError>([&] { load_model(b.manifest, e); });
+  EXPECT_NE(err.find("outside the zoo's folder"), std::string::npos) << err;
+  LoadRules allow;
+  allow.allow_outside_zoo = true;
+  EXPECT_EQ(load_model(b.manifest, e, allow)->feature_dim(), 8);
+
+  // A link inside the folder is judged by where it leads.
+  std::filesystem::create_symlink(elsewhere / "w.pt", d / "link.pt");
+  e.weights = "link.pt";
+  err = zbtest::error_of<ConfigError>([&] { load_model(b.manifest, e); });
+  EXPECT_NE(err.find("they resolve to"), std::string::npos) << err;
+}
+
 TEST(Manifest, RoundTripAndErrors) {
   zbtest::TempDir d;
   Builtin b(d.path());

@@ -210,6 +210,7 @@ TEST(BuiltinLgc, ErrorMatchesTheDerivedVariance) {
   e.arch = "resnet8";
   e.width = 2;
   e.weights = "w.pt";
+  e.sha256 = sha256_file(d / "w.pt");
   e.in_channels = 1;
   e.mean = {0.5};
   e.std = {0.5};
