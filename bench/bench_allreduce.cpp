@@ -264,6 +264,7 @@ nlohmann::json data_parallel(comm::Collective& coll, const std::vector<std::pair
 }  // namespace
 
 int main(int argc, char** argv) {
+  zoobench::choose_blas_kernels(argv);            // as the zoobench CLI does
   const bool tuned = zoobench::tune_allocator();  // as the zoobench CLI does
   (void)tuned;
   zbbench::Args args;

@@ -19,6 +19,7 @@
 #include "zoo/nets.h"
 #include "zoobench/error.h"
 #include "zoobench/model.h"
+#include "zoobench/selector.h"
 
 namespace zbbench {
 
@@ -119,6 +120,34 @@ inline std::vector<std::string> split(const std::string& s, char sep) {
     lo = hi + 1;
   }
   return out;
+}
+
+// One cell's selector inputs, random but with class structure: N samples of
+// C classes (every class present), D features, Cs source classes, a K-column
+// gradient sketch, Dp probe features, S = Cs source class means of 500 each.
+// Features: class centres plus isotropic noise, or (low_rank) a 32-dimensional
+// latent with a class component, mapped to D, plus a little noise, as real
+// penultimate features are and as bench/python/selectors_baseline.py makes them.
+inline zoobench::SelectorInputs synthetic_inputs(int64_t n, int64_t d, int64_t c, int64_t cs, int64_t k = 4096,
+                                                 int64_t dp = 256, bool low_rank = false) {
+  at::Generator g = at::detail::createCPUGenerator(0);
+  zoobench::SelectorInputs in;
+  in.classes = c;
+  in.labels = at::arange(n, at::kLong).remainder(c);
+  if (low_rank) {
+    at::Tensor latent = at::randn({c, 32}, g, at::kDouble).index_select(0, in.labels) * 0.35 + at::randn({n, 32}, g, at::kDouble);
+    in.features = at::mm(latent, at::randn({32, d}, g, at::kDouble)) + 0.3 * at::randn({n, d}, g, at::kDouble);
+  } else {
+    at::Tensor centres = at::randn({c, d}, g, at::kDouble);
+    in.features = centres.index_select(0, in.labels) + 2.0 * at::randn({n, d}, g, at::kDouble);
+  }
+  at::Tensor map = at::randn({c, cs}, g, at::kDouble) * 2;
+  in.source_probs = at::softmax(map.index_select(0, in.labels) + at::randn({n, cs}, g, at::kDouble), 1);
+  in.grad_sketch = at::randn({n, k}, g, at::kDouble) + at::randn({c, k}, g, at::kDouble).index_select(0, in.labels);
+  in.probe_features = at::randn({n, dp}, g, at::kDouble) + at::randn({c, dp}, g, at::kDouble).index_select(0, in.labels);
+  in.source_class_means = at::randn({cs, d}, g, at::kDouble);
+  in.source_class_counts = at::full({cs}, 500.0, at::kDouble);
+  return in;
 }
 
 // A builtin entry with random weights (torch::manual_seed(seed)), saved as

@@ -75,6 +75,7 @@ double max_abs_diff(const std::vector<at::Tensor>& a, const std::vector<at::Tens
 bool g_allocator_tuned = false;
 
 int main(int argc, char** argv) {
+  zoobench::choose_blas_kernels(argv);              // as the zoobench CLI does
   g_allocator_tuned = zoobench::tune_allocator();  // as the zoobench CLI does
   zbbench::Args a;
   a.opt("arch", "resnet8", "resnet8 | resnet14 | resnet20 | cnn")

@@ -10,6 +10,7 @@
 #include "zoobench/dataset.h"
 #include "zoobench/io.h"
 #include "zoobench/loader.h"
+#include "zoobench/process.h"
 #include "zoobench/version.h"
 
 namespace {
@@ -74,6 +75,7 @@ BENCHMARK_CAPTURE(BM_ReadAndTensor, fashion_mnist, std::string("fashion-mnist"))
 BENCHMARK_CAPTURE(BM_ReadAndTensor, glyphs_latin, std::string("glyphs-latin"))->Unit(benchmark::kMillisecond)->UseRealTime();
 
 int main(int argc, char** argv) {
+  zoobench::choose_blas_kernels(argv);  // as the zoobench CLI does
   at::set_num_threads(std::getenv("ZOOBENCH_THREADS") ? std::atoi(std::getenv("ZOOBENCH_THREADS")) : 2);
   benchmark::AddCustomContext("zoobench", ZOOBENCH_VERSION);
   benchmark::AddCustomContext("libtorch_threads", std::to_string(at::get_num_threads()));

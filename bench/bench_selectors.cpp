@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <map>
 
+#include "bench_common.h"
 #include "zoo/nets.h"
 #include "zoobench/h5.h"
 #include "zoobench/model.h"
@@ -42,18 +43,8 @@ at::Tensor read_matrix(const h5::Group& g, const std::string& name) {
 }
 
 Cell generated(int64_t n, int64_t d, int64_t c, int64_t cs) {
-  at::Generator g = at::detail::createCPUGenerator(0);
   Cell cell;
-  cell.in.classes = c;
-  cell.in.labels = at::arange(n, at::kLong).remainder(c);
-  at::Tensor centres = at::randn({c, d}, g, at::kDouble);
-  cell.in.features = centres.index_select(0, cell.in.labels) + 2.0 * at::randn({n, d}, g, at::kDouble);
-  at::Tensor map = at::randn({c, cs}, g, at::kDouble) * 2;
-  cell.in.source_probs = at::softmax(map.index_select(0, cell.in.labels) + at::randn({n, cs}, g, at::kDouble), 1);
-  cell.in.grad_sketch = at::randn({n, 4096}, g, at::kDouble) + at::randn({c, 4096}, g, at::kDouble).index_select(0, cell.in.labels);
-  cell.in.probe_features = at::randn({n, 256}, g, at::kDouble) + at::randn({c, 256}, g, at::kDouble).index_select(0, cell.in.labels);
-  cell.in.source_class_means = at::randn({cs, d}, g, at::kDouble);
-  cell.in.source_class_counts = at::full({cs}, 500.0, at::kDouble);
+  cell.in = zbbench::synthetic_inputs(n, d, c, cs);
   return cell;
 }
 
@@ -161,6 +152,7 @@ BENCHMARK(BM_ExtractSketch)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTi
 }  // namespace
 
 int main(int argc, char** argv) {
+  zoobench::choose_blas_kernels(argv);            // as the zoobench CLI does
   const bool tuned = zoobench::tune_allocator();  // as the zoobench CLI does
   at::set_num_threads(std::getenv("ZOOBENCH_THREADS") ? std::atoi(std::getenv("ZOOBENCH_THREADS")) : 2);
   for (const Selector* s : all_selectors())

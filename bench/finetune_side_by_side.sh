@@ -21,6 +21,7 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+. "$REPO/bench/blas_env.sh"
 BENCH=${BENCH:-$REPO/build-bench/bench/bench_finetune}
 PYTHON=${PYTHON:-/usr/bin/python3}
 THREADS=${THREADS:-1 2}

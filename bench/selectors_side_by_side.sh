@@ -7,6 +7,7 @@
 # Defaults: N = 5000, D = 512, C = 20, Cs = 10, 2 threads on both sides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/blas_env.sh
 n=${1:-5000}
 extra=()
 [ "${2:-}" = "--lfc-scaling" ] && extra=(--lfc-scaling)

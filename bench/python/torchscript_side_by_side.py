@@ -38,11 +38,18 @@ import time
 
 import h5py
 import numpy as np
-import torch
-import torchvision
-import torchvision.transforms as T
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+# The BLAS kernels zoobench runs (it corrects OpenBLAS's choice on CPUs newer
+# than OpenBLAS, bench/blas_env.sh), set before torch loads the library.
+if "OPENBLAS_CORETYPE" not in os.environ:
+    _v = subprocess.run([os.path.join(REPO, "build", "zoobench"), "version"], capture_output=True, text=True).stdout
+    for _line in _v.splitlines():
+        if "set by zoobench (OPENBLAS_CORETYPE)" in _line:
+            os.environ["OPENBLAS_CORETYPE"] = _line.split("kernels:")[1].split(",")[0].strip()
+import torch  # noqa: E402
+import torchvision  # noqa: E402
+import torchvision.transforms as T  # noqa: E402
 
 
 def load_images(data, idx):

@@ -91,6 +91,7 @@ struct ExtractConfig {
   double probe_lr = 0.005;   // the RSA paper's probe lr
   int source_per_class = 100;  // Domain Similarity: source images per class behind each class mean
   int lgc_memory_mb = 1024;    // TorchScript LGC: per-sample gradients held at once before projecting
+  int score_memory_mb = 8192;  // one score's memory (Selector::memory_bytes); a score that needs more is refused
 };
 
 // Execution settings: how a run is spread, not what it computes. A resumed

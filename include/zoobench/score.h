@@ -6,6 +6,7 @@
 #pragma once
 #include <filesystem>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,7 @@ class ZooScorer {
   Model* probe_ = nullptr;
   std::map<std::string, SourceSummary> sources_;
   std::map<std::string, ImageSet> source_sets_;  // packed source domains, shared by the models of one task
+  std::set<std::string> memory_warned_;           // "selector/task" refused for memory, warned once
 };
 
 // Rank of every value, 1 = highest (ties share the smallest rank).

@@ -54,6 +54,14 @@ class Selector {
     (void)in, (void)value;
     return {};
   }
+  // The peak memory score() allocates, in bytes, for N samples of D features
+  // (Dp: the probe model's), declared by the selectors whose memory grows
+  // faster than N x D (the RDM scores hold N^2 / 2 pairs and their ranks), so
+  // that a cell is refused before it allocates; 0 = linear in the inputs.
+  virtual double memory_bytes(int64_t n, int64_t d, int64_t dp) const {
+    (void)n, (void)d, (void)dp;
+    return 0;
+  }
   virtual std::vector<double> combine(const std::vector<std::vector<double>>& per_model) const {
     std::vector<double> out;
     for (const auto& t : per_model) out.push_back(t.at(0));
@@ -72,6 +80,11 @@ const Selector& selector(const std::string& name);
 std::vector<const Selector*> all_selectors();  // sorted by name
 // Expands "all" and validates names (Error listing the known ones).
 std::vector<const Selector*> selectors_from(const std::vector<std::string>& names);
+
+// Why `s` cannot score these inputs within limit_mb MiB (extract.score_memory_mb):
+// the memory it would need, and the largest extract.max_per_class whose
+// samples would fit; empty when it fits.
+std::string memory_refusal(const Selector& s, const SelectorInputs& in, int64_t limit_mb);
 
 // Checks shapes, label range and finiteness; Error naming `who` (model and task) otherwise.
 void validate_inputs(const SelectorInputs& in, unsigned needs, const std::string& who);

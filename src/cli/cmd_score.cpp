@@ -148,6 +148,7 @@ int cmd_score(const Args& args) {
       "data-dir", po::value<std::string>()->default_value(""), "packed source domains, for domain_similarity")(
       "seed", po::value<uint64_t>()->default_value(0), "seed for sketches, probe and source subsets")(
       "probe", po::value<std::string>(), "RSA/DDS's probe model: this zoo entry (default: extract.probe_model, else the generic entry)")(
+      "score-memory-mb", po::value<int>(), "MiB one score may allocate; one that needs more gives n/a (default: extract.score_memory_mb, 8192)")(
       "threads", po::value<int>()->default_value(-1), "libtorch threads (default: the config's, else all cores)");
   add_allow_outside_zoo(opts);
   auto vm = parse("zoobench score --zoo MANIFEST --data TARGET.h5 [--task-spec YAML] [--selectors all|a,b] [--json] "
@@ -160,6 +161,10 @@ int cmd_score(const Args& args) {
   Config c = vm->count("config") ? load_config((*vm)["config"].as<std::string>(), /*allow_unset_env=*/true)
                                  : parse_config("", "<defaults>");
   if (vm->count("probe")) c.extract.probe_model = (*vm)["probe"].as<std::string>();
+  if (vm->count("score-memory-mb")) {
+    c.extract.score_memory_mb = (*vm)["score-memory-mb"].as<int>();
+    if (c.extract.score_memory_mb < 1) throw UsageError("--score-memory-mb: at least 1, got " + std::to_string(c.extract.score_memory_mb));
+  }
   std::vector<const Selector*> sels = selectors_from(split_list((*vm)["selectors"].as<std::string>()));
   if (sels.empty()) throw UsageError("--selectors: no selector named");
   const int t = (*vm)["threads"].as<int>();

@@ -100,6 +100,9 @@ int cmd_version(const Args& args) {
   std::printf("NCCL       %s", comm::nccl_version().c_str());
   if (comm::nccl_built()) std::printf(" (CUDA devices: %d)", comm::cuda_devices());
   std::printf("\nBLAS       %s [%s]\n", blas.kind.c_str(), blas.path.c_str());
+  if (const char* was = std::getenv("ZOOBENCH_CHOSE_BLAS_CORETYPE"); was && std::getenv("OPENBLAS_CORETYPE"))
+    std::printf("           kernels: %s, set by zoobench (OPENBLAS_CORETYPE): OpenBLAS took this CPU for a %s\n",
+                std::getenv("OPENBLAS_CORETYPE"), was);
   std::printf("threads    %d (libtorch intra-op; %u cores)\n", threads, std::thread::hardware_concurrency());
   if (vm->count("bench")) {
     double g = matmul_gflops(1024);

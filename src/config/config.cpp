@@ -357,7 +357,7 @@ Config parse_checked(const std::string& text, const std::string& source) {
   c.extract = {ex["max_per_class"].as<int>(), ex["batch_size"].as<int>(), ex["lgc_projections"].as<int>(),
                ex["sketch_dim"].as<int>(), ex["cache"].as<bool>(), ex["probe_model"] ? ex["probe_model"].as<std::string>() : "",
                ex["probe_epochs"].as<int>(), ex["probe_lr"].as<double>(), ex["source_per_class"].as<int>(),
-               ex["lgc_memory_mb"].as<int>()};
+               ex["lgc_memory_mb"].as<int>(), ex["score_memory_mb"].as<int>()};
   c.selectors = strings(res["selectors"]);
   c.execution.ranks_per_cell = res["execution"]["ranks_per_cell"].as<int>();
   c.execution.device = res["execution"]["device"].as<std::string>();

@@ -135,6 +135,7 @@ const Field& root_schema() {
         {"probe_lr", Kind::Float, "0.005", "lr of the probe's fine-tune (the RSA paper's)", 1e-6, 10},
         {"source_per_class", Kind::Int, "100", "Domain Similarity: source training images per class behind each class mean", 1, 1000000},
         {"lgc_memory_mb", Kind::Int, "1024", "TorchScript entries' LGC: MiB of per-sample gradients held before each projection (fewer = more sketch draws; same result)", 1, 1048576},
+        {"score_memory_mb", Kind::Int, "8192", "MiB one score may allocate: a score that would need more (PARC and RSA hold N^2/2 pairs) is not computed; its cell gets n/a and a note naming the max_per_class that would fit", 1, 16777216},
     };
     Field execution{"execution", Kind::Map, "", "how `run` spreads the grid over MPI ranks and devices (may change on resume)"};
     execution.fields = {

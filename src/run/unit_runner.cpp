@@ -12,6 +12,7 @@
 #include "zoobench/h5_tensor.h"
 #include "zoobench/loader.h"
 #include "zoobench/lr_grid.h"
+#include "zoobench/process.h"
 #include "zoobench/random.h"
 
 namespace zoobench {
@@ -46,6 +47,7 @@ double UnitRunner::run(size_t index, comm::Collective* group) {
   if (!first && !group_work(u)) return 0.0;
   comm::Collective* dp = group_work(u) ? group : nullptr;
   const double start = epoch_now();
+  const bool rss_from_here = reset_peak_rss();
   auto t0 = std::chrono::steady_clock::now();
   std::unique_ptr<store::ShardWriter> w;
   store::Provenance who = who_;
@@ -119,7 +121,11 @@ double UnitRunner::run(size_t index, comm::Collective* group) {
     }
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (w) w->commit(seconds);
+  if (w) {
+    w->file().set_attr("peak_rss_bytes", peak_rss_bytes());
+    if (!rss_from_here) w->file().set_attr("peak_rss_scope", std::string("process"));  // the kernel kept its mark
+    w->commit(seconds);
+  }
   return seconds;
 }
 

@@ -182,6 +182,16 @@ CellScore ZooScorer::score_cell(Model& m, const ImageSet& set, const Task& task,
                                               : degenerate_note("gradient sketches", sketch_spread));
       continue;
     }
+    // Refused before it allocates: a week-long grid keeps going, the cell
+    // says why, and the message names the max_per_class that would fit.
+    if (std::string why = memory_refusal(*s, in, extract_.score_memory_mb); !why.empty()) {
+      if (memory_warned_.insert(s->name() + "/" + task.spec.name).second)
+        std::fprintf(stderr, "zoobench: warning: task '%s': %s; scored n/a\n", task.spec.name.c_str(), why.c_str());
+      out.terms.push_back({std::numeric_limits<double>::quiet_NaN()});
+      out.seconds.push_back(0);
+      out.notes.push_back("cannot score: " + why);
+      continue;
+    }
     auto t0 = std::chrono::steady_clock::now();
     std::vector<double> t = s->terms(in);
     sec += since(t0);

@@ -3,7 +3,9 @@
 // candidate's and the probe model's RDMs (the RDMs used as kernels; the
 // unbiased HSIC estimator of Song et al. 2012, which needs N >= 4).
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -14,35 +16,57 @@
 namespace zoobench {
 namespace {
 
-// 1 - cosine similarity of the z-scored rows; only the lower triangle is filled.
-at::Tensor cosine_rdm_lower(const at::Tensor& f) {
+// The rows z-scored per feature, then scaled to unit length: their dot
+// products are the cosine similarities (the RDM is 1 - them).
+at::Tensor cosine_rows(const at::Tensor& f) {
   at::Tensor x = f.to(at::kDouble);
   at::Tensor sd = x.std(0, /*unbiased=*/false, true);
   x = (x - x.mean(0, true)) / at::where(sd > 0, sd, at::ones_like(sd));
-  x = x / x.norm(2, 1, true).clamp_min(1e-300);  // an all-zero row is similar to nothing
-  return detail::gram_rows_lower(x);                // the similarities; the RDM is 1 - them
+  return (x / x.norm(2, 1, true).clamp_min(1e-300)).contiguous();  // an all-zero row is similar to nothing
 }
 
-// The three unbiased HSIC estimates (K with L, K with K, L with L) from one
-// pass over the lower triangles. K, L have zero diagonals (an RDM's own).
+// The three unbiased HSIC estimates (K with L, K with K, L with L), where
+// K = 1 - S with a zero diagonal (an RDM's own) and S the cosine
+// similarities of the unit rows z. Row sums need no S: row i of K sums to
+// (N - 1) - (z_i . sum_j z_j - z_i . z_i). The traces need every pair: S a
+// block of rows at a time, the pairs j < i (at N = 50,000 the two whole
+// matrices would be 40 GB), rows in parallel, summed in row order (the same
+// value for any thread count).
 struct Hsic {
   double kl, kk, ll;
 };
-Hsic hsic_unbiased(const at::Tensor& sim_k, const at::Tensor& sim_l) {
-  const int64_t n = sim_k.size(0);
-  const double* pk = sim_k.data_ptr<double>();
-  const double* pl = sim_l.data_ptr<double>();
-  std::vector<double> k1(static_cast<size_t>(n), 0.0), l1(static_cast<size_t>(n), 0.0);
-  double skl = 0, skk = 0, sll = 0;
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < i; ++j) {
-      const double k = 1 - pk[i * n + j], l = 1 - pl[i * n + j];
-      skl += k * l, skk += k * k, sll += l * l;
-      k1[static_cast<size_t>(i)] += k, k1[static_cast<size_t>(j)] += k;
-      l1[static_cast<size_t>(i)] += l, l1[static_cast<size_t>(j)] += l;
-    }
-  double sk = 0, sl = 0, ckl = 0, ckk = 0, cll = 0;
+Hsic hsic_unbiased(const at::Tensor& zk, const at::Tensor& zl) {
+  const int64_t n = zk.size(0);
+  auto row_sums = [n](const at::Tensor& z) {
+    at::Tensor r = (static_cast<double>(n - 1) - (at::mv(z, z.sum(0)) - (z * z).sum(1))).contiguous();
+    return std::vector<double>(r.data_ptr<double>(), r.data_ptr<double>() + n);
+  };
+  const std::vector<double> k1 = row_sums(zk), l1 = row_sums(zl);
+  std::vector<double> row_kl(static_cast<size_t>(n)), row_kk(static_cast<size_t>(n)), row_ll(static_cast<size_t>(n));
+  // Blocks of at most 512 rows: each reads only the columns left of its last
+  // row, so the products skip about half of S, and a block stays in cache.
+  const int64_t block = std::min<int64_t>(512, detail::gram_block_rows(n));
+  for (int64_t b0 = 0; b0 < n; b0 += block) {
+    const int64_t b1 = std::min(n, b0 + block);
+    const at::Tensor gk = detail::gram_block(zk, b0, b1, b1).contiguous(), gl = detail::gram_block(zl, b0, b1, b1).contiguous();
+    const double* pk = gk.data_ptr<double>();
+    const double* pl = gl.data_ptr<double>();
+    at::parallel_for(b0, b1, 16, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) {
+        const double* rk = pk + (i - b0) * b1;
+        const double* rl = pl + (i - b0) * b1;
+        double kl = 0, kk = 0, ll = 0;
+        for (int64_t j = 0; j < i; ++j) {
+          const double k = 1 - rk[j], l = 1 - rl[j];
+          kl += k * l, kk += k * k, ll += l * l;
+        }
+        row_kl[static_cast<size_t>(i)] = kl, row_kk[static_cast<size_t>(i)] = kk, row_ll[static_cast<size_t>(i)] = ll;
+      }
+    });
+  }
+  double skl = 0, skk = 0, sll = 0, sk = 0, sl = 0, ckl = 0, ckk = 0, cll = 0;
   for (size_t i = 0; i < k1.size(); ++i) {
+    skl += row_kl[i], skk += row_kk[i], sll += row_ll[i];
     sk += k1[i], sl += l1[i];
     ckl += k1[i] * l1[i], ckk += k1[i] * k1[i], cll += l1[i] * l1[i];
   }
@@ -60,7 +84,7 @@ class Dds : public Selector {
   unsigned needs() const override { return kNeedFeatures | kNeedProbeFeatures; }
   double score(const SelectorInputs& in) const override {
     if (in.features.size(0) < 4) throw DataError("DDS (debiased CKA) needs at least 4 samples, got " + std::to_string(in.features.size(0)));
-    const Hsic h = hsic_unbiased(cosine_rdm_lower(in.features), cosine_rdm_lower(in.probe_features));
+    const Hsic h = hsic_unbiased(cosine_rows(in.features), cosine_rows(in.probe_features));
     if (h.kk <= 0 || h.ll <= 0) return 0.0;  // a constant RDM has no structure to compare
     return h.kl / std::sqrt(h.kk * h.ll);
   }

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -52,14 +53,28 @@ struct Params {
   at::Tensor log_det;         // K: log det of each covariance
 };
 
-// Every component's statistics with two GEMMs over all components at once:
-// sum_i r_ik x_i x_i^T = R^T [x_i (x) x_i], minus n_k mu_k mu_k^T (the PCA'd
-// inputs are centred, so the subtraction loses little). `outer` is N x d^2.
-Params m_step(const at::Tensor& x, const at::Tensor& outer, const at::Tensor& resp, double reg) {
-  const int64_t n = x.size(0), d = x.size(1), k = resp.size(1);
+// Rows a block of outer products x_i (x) x_i holds (B x d^2, about 256 MiB):
+// all N at once would be N d^2 doubles, 55 GB at N = 50,000 and d = 370.
+int64_t outer_rows(int64_t d) { return std::max<int64_t>(1, (int64_t{256} << 20) / 8 / std::max<int64_t>(1, d * d)); }
+at::Tensor outer_products(const at::Tensor& x, int64_t lo, int64_t rows) {
+  at::Tensor xb = x.narrow(0, lo, rows);
+  return (xb.unsqueeze(2) * xb.unsqueeze(1)).reshape({rows, x.size(1) * x.size(1)});
+}
+
+// Every component's statistics with GEMMs over all components at once:
+// sum_i r_ik x_i x_i^T = R^T [x_i (x) x_i] (a block of rows at a time), minus
+// n_k mu_k mu_k^T (the PCA'd inputs are centred, so the subtraction loses little).
+Params m_step(const at::Tensor& x, const at::Tensor& resp, double reg) {
+  const int64_t n = x.size(0), d = x.size(1), k = resp.size(1), block = outer_rows(d);
   at::Tensor nk = resp.sum(0) + 10 * std::numeric_limits<double>::epsilon();  // K
   at::Tensor means = at::mm(resp.t(), x) / nk.unsqueeze(1);                    // K x d
-  at::Tensor cov = at::mm(resp.t(), outer).reshape({k, d, d}) / nk.view({-1, 1, 1});
+  at::Tensor second;  // K x d^2
+  for (int64_t b0 = 0; b0 < n; b0 += block) {
+    const int64_t rows = std::min(block, n - b0);
+    at::Tensor part = at::mm(resp.narrow(0, b0, rows).t(), outer_products(x, b0, rows));
+    second = b0 == 0 ? part : second.add_(part);
+  }
+  at::Tensor cov = second.reshape({k, d, d}) / nk.view({-1, 1, 1});
   cov = cov - means.unsqueeze(2) * means.unsqueeze(1);
   cov = (cov + cov.transpose(1, 2)) / 2 + reg * at::eye(d, x.options());
   at::Tensor chol = at::linalg_cholesky(cov);
@@ -70,10 +85,15 @@ Params m_step(const at::Tensor& x, const at::Tensor& outer, const at::Tensor& re
 
 // log p(x_i, component k), N x K, without an N x K x d intermediate:
 // (x - mu)^T P (x - mu) = <x x^T, P> - 2 x^T (P mu) + mu^T P mu.
-at::Tensor weighted_log_prob(const at::Tensor& x, const at::Tensor& outer, const Params& p) {
-  const int64_t d = x.size(1), k = p.means.size(0);
+at::Tensor weighted_log_prob(const at::Tensor& x, const Params& p) {
+  const int64_t n = x.size(0), d = x.size(1), k = p.means.size(0), block = outer_rows(d);
   at::Tensor pm = at::bmm(p.precision.view({k, d, d}), p.means.unsqueeze(2)).squeeze(2);  // K x d: P_k mu_k
-  at::Tensor maha = at::mm(outer, p.precision.t()) - 2 * at::mm(x, pm.t()) + (pm * p.means).sum(1).unsqueeze(0);
+  at::Tensor quad = at::empty({n, k}, x.options());  // <x_i x_i^T, P_k>
+  for (int64_t b0 = 0; b0 < n; b0 += block) {
+    const int64_t rows = std::min(block, n - b0);
+    quad.narrow(0, b0, rows).copy_(at::mm(outer_products(x, b0, rows), p.precision.t()));
+  }
+  at::Tensor maha = quad - 2 * at::mm(x, pm.t()) + (pm * p.means).sum(1).unsqueeze(0);
   maha = maha.clamp_min(0);
   return -0.5 * (static_cast<double>(d) * std::log(2 * M_PI) + maha + p.log_det) + at::log(p.weights);
 }
@@ -99,20 +119,18 @@ at::Tensor kmeans(const at::Tensor& x, int64_t k, uint64_t seed, int max_iter) {
 at::Tensor gmm_posteriors(const at::Tensor& x, const GmmOptions& opt) {
   const int64_t k = std::min<int64_t>(opt.components, x.size(0));
   at::Tensor resp = at::one_hot(kmeans(x, k, opt.seed), k).to(x.scalar_type());
-  const int64_t d = x.size(1);
-  at::Tensor outer = (x.unsqueeze(2) * x.unsqueeze(1)).reshape({x.size(0), d * d});  // fixed: computed once
-  Params p = m_step(x, outer, resp, opt.reg_covar);
+  Params p = m_step(x, resp, opt.reg_covar);
   double lower = -std::numeric_limits<double>::infinity();
   for (int it = 0; it < opt.max_iter; ++it) {
-    at::Tensor wlp = weighted_log_prob(x, outer, p);
+    at::Tensor wlp = weighted_log_prob(x, p);
     at::Tensor norm = at::logsumexp(wlp, 1, true);
-    p = m_step(x, outer, at::exp(wlp - norm), opt.reg_covar);
+    p = m_step(x, at::exp(wlp - norm), opt.reg_covar);
     const double next = norm.mean().item<double>();
     const bool done = std::abs(next - lower) < opt.tol;
     lower = next;
     if (done) break;
   }
-  at::Tensor wlp = weighted_log_prob(x, outer, p);
+  at::Tensor wlp = weighted_log_prob(x, p);
   return at::exp(wlp - at::logsumexp(wlp, 1, true));
 }
 

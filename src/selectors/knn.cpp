@@ -4,9 +4,8 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <vector>
-
 #include <limits>
+#include <vector>
 
 #include "linalg.h"
 #include "zoobench/selector.h"
@@ -23,26 +22,32 @@ class Knn : public Selector {
     const int64_t n = x.size(0);
     if (n < 2) return 0.0;
     at::Tensor sq_t = (x * x).sum(1).contiguous();
-    at::Tensor g = detail::gram_rows(x);  // symmetric, N x N
     const double* sq = sq_t.data_ptr<double>();
-    const double* gp = g.data_ptr<double>();
     const int64_t* lab = in.labels.contiguous().data_ptr<int64_t>();
     std::vector<int64_t> hit(static_cast<size_t>(n), 0);
-    // One pass per row: the nearest other sample, ties to the smallest label.
-    at::parallel_for(0, n, 64, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) {
-        const double* row = gp + i * n;
-        double best = std::numeric_limits<double>::infinity();
-        int64_t label = std::numeric_limits<int64_t>::max();
-        for (int64_t j = 0; j < n; ++j) {
-          if (j == i) continue;
-          const double dist = std::max(0.0, sq[i] + sq[j] - 2 * row[j]);
-          if (dist < best) best = dist, label = lab[j];
-          else if (dist == best && lab[j] < label) label = lab[j];
+    // The Gram matrix a block of rows at a time: at N = 50,000 the whole one
+    // would be 20 GB. One pass per row: the nearest other sample, ties to the
+    // smallest label.
+    const int64_t block = std::min<int64_t>(512, detail::gram_block_rows(n));
+    for (int64_t b0 = 0; b0 < n; b0 += block) {
+      const int64_t b1 = std::min(n, b0 + block);
+      at::Tensor g = detail::gram_block(x, b0, b1, n).contiguous();
+      const double* gp = g.data_ptr<double>();
+      at::parallel_for(b0, b1, 16, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) {
+          const double* row = gp + (i - b0) * n;
+          double best = std::numeric_limits<double>::infinity();
+          int64_t label = std::numeric_limits<int64_t>::max();
+          for (int64_t j = 0; j < n; ++j) {
+            if (j == i) continue;
+            const double dist = std::max(0.0, sq[i] + sq[j] - 2 * row[j]);
+            if (dist < best) best = dist, label = lab[j];
+            else if (dist == best && lab[j] < label) label = lab[j];
+          }
+          hit[static_cast<size_t>(i)] = label == lab[i];
         }
-        hit[static_cast<size_t>(i)] = label == lab[i];
-      }
-    });
+      });
+    }
     int64_t correct = 0;
     for (int64_t h : hit) correct += h;
     return static_cast<double>(correct) / static_cast<double>(n);

@@ -192,4 +192,15 @@ std::vector<double> rdm_correlation(const at::Tensor& f) {
   return strict_lower(gram_rows_lower(r), 1.0, -1.0);
 }
 
+double rdm_spearman_bytes(int64_t n, double per_sample) {
+  const double pairs = static_cast<double>(n) * static_cast<double>(n - 1) / 2.0;
+  return 64.0 * pairs + per_sample * static_cast<double>(n);
+}
+
+at::Tensor gram_block(const at::Tensor& x, int64_t lo, int64_t hi, int64_t cols) {
+  return at::mm(x.narrow(0, lo, hi - lo), x.narrow(0, 0, cols).t());
+}
+
+int64_t gram_block_rows(int64_t n) { return std::max<int64_t>(64, (int64_t{256} << 20) / 8 / std::max<int64_t>(1, n)); }
+
 }  // namespace zoobench::detail

@@ -52,5 +52,14 @@ std::vector<int64_t> canonical_order(const at::Tensor& f);
 // Representational dissimilarity, 1 - Pearson correlation between rows, as
 // its N (N - 1) / 2 pairs (i > j, row by row) without the N x N matrix's other half.
 std::vector<double> rdm_correlation(const at::Tensor& f);
+// The peak bytes of an RDM Spearman correlation of N samples (RSA, PARC): two
+// triangles of N (N - 1) / 2 doubles and, ranked side by side, each one's
+// radix keys, positions and ranks: 64 bytes a pair, plus `per_sample` a sample.
+double rdm_spearman_bytes(int64_t n, double per_sample);
+// Rows [lo, hi) of x x^T, columns [0, cols): the N x N Gram matrix a block of
+// rows at a time (kNN, DDS), so that memory stays O(block x N).
+at::Tensor gram_block(const at::Tensor& x, int64_t lo, int64_t hi, int64_t cols);
+// Rows a block of gram_block holds for N columns: about 256 MiB of doubles.
+int64_t gram_block_rows(int64_t n);
 
 }  // namespace zoobench::detail

@@ -15,6 +15,9 @@ class Parc : public Selector {
   std::string name() const override { return "parc"; }
   std::string variant() const override { return "pca32-sklearn-signs-exact-label-rdm"; }
   unsigned needs() const override { return kNeedFeatures; }
+  double memory_bytes(int64_t n, int64_t d, int64_t) const override {
+    return detail::rdm_spearman_bytes(n, 24.0 * static_cast<double>(d));  // copies of the features, in double
+  }
   double score(const SelectorInputs& in) const override {
     at::Tensor p = detail::pca(in.features.to(at::kDouble), 32, /*drop_null=*/true);
     if (p.size(1) < 2)

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -75,6 +76,44 @@ std::string needs_text(unsigned needs) {
   for (const auto& [bit, name] : names)
     if (needs & bit) s += (s.empty() ? "" : ", ") + std::string(name);
   return s;
+}
+
+namespace {
+std::string gigabytes(double bytes) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f GB", bytes / 1e9);
+  return b;
+}
+std::string thousands(int64_t v) {
+  std::string s = std::to_string(v);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
+  return s;
+}
+}  // namespace
+
+std::string memory_refusal(const Selector& s, const SelectorInputs& in, int64_t limit_mb) {
+  const int64_t n = in.features.defined() ? in.features.size(0) : in.labels.size(0);
+  const int64_t d = in.features.defined() ? in.features.size(1) : 0;
+  const int64_t dp = in.probe_features.defined() ? in.probe_features.size(1) : 0;
+  const double limit = static_cast<double>(limit_mb) * 1048576.0;
+  const double need = s.memory_bytes(n, d, dp);
+  if (need <= limit) return {};
+  // The largest N that fits (the estimates grow with N), then per class.
+  int64_t lo = 0, hi = n;
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo + 1) / 2;
+    if (s.memory_bytes(mid, d, dp) <= limit) lo = mid;
+    else hi = mid - 1;
+  }
+  const int64_t per_class = in.classes > 0 ? lo / in.classes : 0;
+  std::string msg = "selector '" + s.name() + "' would need " + gigabytes(need) + " at N = " + thousands(n) +
+                    " samples, over extract.score_memory_mb = " + std::to_string(limit_mb) + " MiB; ";
+  if (per_class >= 1)
+    msg += "extract.max_per_class: " + std::to_string(per_class) + " would fit (N <= " + thousands(per_class * in.classes) +
+           " over " + std::to_string(in.classes) + " classes)";
+  else
+    msg += "no extract.max_per_class fits: raise extract.score_memory_mb";
+  return msg;
 }
 
 void validate_inputs(const SelectorInputs& in, unsigned needs, const std::string& who) {

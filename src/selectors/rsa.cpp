@@ -20,6 +20,9 @@ class Rsa : public Selector {
   std::string name() const override { return "rsa"; }
   std::string variant() const override { return "centred-features-pearson-rdm-spearman-vs-probe"; }
   unsigned needs() const override { return kNeedFeatures | kNeedProbeFeatures; }
+  double memory_bytes(int64_t n, int64_t d, int64_t dp) const override {
+    return detail::rdm_spearman_bytes(n, 24.0 * static_cast<double>(d + dp));
+  }
   double score(const SelectorInputs& in) const override {
     if (in.features.size(0) < 3) throw DataError("RSA correlates pairs of pairs: it needs at least 3 samples, got " + std::to_string(in.features.size(0)));
     for (const at::Tensor* f : {&in.features, &in.probe_features})

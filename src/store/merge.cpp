@@ -1,6 +1,7 @@
 // Every shard of an experiment into results/<exp>/results.h5: the layout of
 // a one-process run plus, on every unit's rows, who computed it and when.
 #include <algorithm>
+#include <chrono>
 #include <limits>
 #include <map>
 #include <set>
@@ -54,6 +55,7 @@ std::vector<Col> plus_provenance(std::vector<Col> cols) {
 }  // namespace
 
 fs::path merge(const fs::path& exp_dir, bool partial) {
+  const auto merge_t0 = std::chrono::steady_clock::now();
   const Plan plan = Plan::from_json(read_file(exp_dir / "plan.json"), (exp_dir / "plan.json").string());
   const std::string config_yaml = read_file(exp_dir / "config.yaml");
   const std::string identity = identity_digest(exp_dir);
@@ -126,7 +128,8 @@ fs::path merge(const fs::path& exp_dir, bool partial) {
                                  {"model", T::String, ""}, {"task", T::String, ""}, {"rank", T::Int64, ""}, {"ranks", T::Int64, ""},
                                  {"host", T::String, ""}, {"run_id", T::String, ""}, {"started_utc", T::String, ""},
                                  {"start", T::Float64, "seconds since the epoch when the unit started"},
-                                 {"seconds", T::Float64, "wall time of the unit"}});
+                                 {"seconds", T::Float64, "wall time of the unit"},
+                                 {"peak_rss_bytes", T::Int64, "peak resident memory of the rank while the unit ran (-1: not recorded)"}});
     // What the reducer needs of the plan: each model's kind, each task's sizes.
     h5::Table models(f, "models", {{"name", T::String, "zoo entry"},
                                    {"kind", T::String, "expert | multi_domain | generic | external"},
@@ -149,7 +152,8 @@ fs::path merge(const fs::path& exp_dir, bool partial) {
       units.append({unit.id, std::string(unit_kind_name(unit.kind)),
                     unit.model >= 0 ? plan.models[static_cast<size_t>(unit.model)].name : std::string(),
                     unit.task >= 0 ? plan.tasks[static_cast<size_t>(unit.task)].name : std::string(), w.rank, w.ranks,
-                    w.host, w.run_id, w.started_utc, w.start, w.seconds});
+                    w.host, w.run_id, w.started_utc, w.start, w.seconds,
+                    s.has_attr("peak_rss_bytes") ? s.attr_int("peak_rss_bytes") : int64_t{-1}});
     }
     h5::Group& scores_group = scores.group();
     bool variants = false;
@@ -319,6 +323,9 @@ fs::path merge(const fs::path& exp_dir, bool partial) {
     rho_t.flush();
     gain_t.flush();
   }
+  // The harness's own cost, with /units (bench/harness_overhead.py): reading
+  // every shard and writing this file, all but the final close and rename.
+  f.set_attr("merge_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - merge_t0).count());
   f.close();
   atomic.commit();
   return out;

@@ -225,6 +225,8 @@ ROWS = [
      ["results_dir", "without its '}'"], []),
     ("config: decay epochs not increasing", edit("exp.yaml", "lrs: [0.01]", "lrs: [0.01], decay_epochs: [5, 2]"), RUN, 2,
      ["finetune.decay_epochs", "increasing"], []),
+    ("config: no memory for a score", edit("exp.yaml", "lrs: [0.01]}", "lrs: [0.01]}\nextract: {score_memory_mb: 0}"), RUN, 2,
+     ["exp.yaml:", "extract.score_memory_mb"], []),
     ("config: unknown selector", edit("exp.yaml", "[lfc, leep]", "[lfc, nope]"), RUN, 2, ["'nope'", "lgc", "logme"], []),
     ("config: unknown class", edit("exp.yaml", "shots: 5,", "shots: 5, classes: [x, y],"), RUN, 3,
      ["task 'optdigits'", "has no class 'x'"], ["results"]),
@@ -347,6 +349,7 @@ ROWS = [
     ("cli: submit with a bad time", None, ["submit", "exp.yaml", "--time", "1 day", "--dry-run"], 2, ["--time"], []),
     ("cli: reduce with zero resamples", None, ["reduce", "results/bad", "--resamples", "0"], 2, ["--resamples"], []),
     ("cli: threads not a number", None, ["run", "exp.yaml", "--threads", "many"], 2, ["--threads"], []),
+    ("cli: score with no memory for a score", None, SCORE + ["--score-memory-mb", "0"], 2, ["--score-memory-mb"], []),
 ]
 
 

@@ -80,6 +80,27 @@ class Cli(unittest.TestCase):
         self.assertIn("warning: libtorch runs on the slow reference BLAS", r.stderr)
         self.assertNotIn("warning", run("version").stderr)
 
+    def test_version_never_runs_sse3_kernels_on_an_avx_cpu(self):
+        # OpenBLAS 0.3.21 falls back to Prescott (SSE3) kernels on CPUs newer
+        # than itself; zoobench then picks the kernels of the CPU's vector unit.
+        with open("/proc/cpuinfo") as fh:
+            flags = next(l for l in fh if l.startswith("flags")).split()
+        best = "SkylakeX" if "avx512f" in flags else "Haswell" if {"avx2", "fma"} <= set(flags) else None
+        env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "ZOOBENCH_CHOSE_BLAS_CORETYPE")}
+        r = subprocess.run([ZOOBENCH, "version"], capture_output=True, text=True, env=env, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        blas = next(l for l in r.stdout.splitlines() if l.startswith("BLAS"))
+        if best:
+            self.assertNotIn(" Prescott ", blas)
+        if "kernels:" in r.stdout:
+            self.assertIn(f"kernels: {best}, set by zoobench (OPENBLAS_CORETYPE): OpenBLAS took this CPU for a Prescott",
+                          r.stdout)
+            self.assertIn(f" {best} ", blas)
+        # A choice made in the environment is the user's: kept as it is.
+        r = run("version", env={"OPENBLAS_CORETYPE": "Prescott"})
+        self.assertIn(" Prescott ", next(l for l in r.stdout.splitlines() if l.startswith("BLAS")))
+        self.assertNotIn("kernels:", r.stdout)
+
     # --- config -----------------------------------------------------------------
     def test_config_check_and_explain(self):
         r = run("config", "check", os.path.join(SOURCE_DIR, "configs", "quickstart.yaml"))

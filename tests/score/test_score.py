@@ -268,6 +268,33 @@ class Score(zbtest.CliAssertions, unittest.TestCase):
                       "degenerate: ranked last)", r.stdout)
         self.assertIn("  hscore, mnist-cnn: D = 32 features >= N - 1 = 29 samples", r.stdout)
 
+    def test_a_score_over_its_memory_limit_is_refused_naming_a_max_per_class_that_fits(self):
+        # PARC and RSA hold N^2/2 pairs: at 1 MiB, 25 shots x 10 classes is too many.
+        def scores(shots):
+            r = run("score", "--zoo", self.manifest, "--data", self.target, "--selectors", "parc,rsa,knn",
+                    "--task-spec", f"{{shots: {shots}, seed: 3}}", "--score-memory-mb", "1", "--json", "--threads", "2")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return r, {(row["model"], row["selector"]): row for row in json.loads(r.stdout)["scores"]}
+        r, rows = scores(25)
+        fits = []
+        for m in MODELS:
+            for sel in ("parc", "rsa"):
+                row = rows[(m, sel)]
+                self.assertIsNone(row["value"], row)
+                self.assertRegex(row["note"], rf"^cannot score: selector '{sel}' would need \d+\.\d GB at N = 250 samples, "
+                                 r"over extract.score_memory_mb = 1 MiB; extract.max_per_class: \d+ would fit "
+                                 r"\(N <= \d+ over 10 classes\)$")
+                fits.append(int(row["note"].split("max_per_class: ")[1].split()[0]))
+            self.assertTrue(math.isfinite(rows[(m, "knn")]["value"]))  # kNN works in blocks: not limited
+        self.assertEqual(r.stderr.count("zoobench: warning: task 'opencv-digits': selector 'parc' would need"), 1, r.stderr)
+        # The named max_per_class is exact: at it every model is scored, one more is refused.
+        _, rows = scores(min(fits))
+        self.assertTrue(all(math.isfinite(rows[(m, s)]["value"]) for m in MODELS for s in ("parc", "rsa")), rows)
+        _, rows = scores(max(fits) + 1)
+        self.assertTrue(all(rows[(m, s)]["value"] is None for m in MODELS for s in ("parc", "rsa")), rows)
+        r = run("score", "--zoo", self.manifest, "--data", self.target, "--score-memory-mb", "0")
+        self.assertOneError(r, 2, "--score-memory-mb: at least 1, got 0")
+
 
 if __name__ == "__main__":
     unittest.main()

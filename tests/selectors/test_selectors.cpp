@@ -1,6 +1,10 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
 #include "../common.h"
 #include "zoobench/error.h"
 #include "zoobench/selector.h"
@@ -80,7 +84,72 @@ TEST(Contract, EverySelector) {
     single.labels = at::arange(21, at::kLong).remainder(2) + 1;
     single.labels[0] = 0;  // class 0 has one sample
     EXPECT_TRUE(std::isfinite(s->score(single)));
+    // memory_refusal's search for the N that fits needs the estimate to grow with N.
+    double last = 0;
+    for (int64_t n : {2, 10, 1000, 50000, 1000000}) {
+      const double bytes = s->memory_bytes(n, 512, 512);
+      EXPECT_GE(bytes, last) << "N = " << n;
+      last = bytes;
+    }
   }
+}
+
+// At N = 50,000 and D = 512 (the memory goal): within 8 GiB, or refused.
+TEST(Memory, OnlyTheRdmSpearmanScoresNeedMoreThan8GiBAtN50000) {
+  SelectorInputs big;
+  big.classes = 100;
+  big.features = at::empty({50000, 512}, at::kDouble);  // memory_refusal reads shapes only
+  big.probe_features = at::empty({50000, 512}, at::kDouble);
+  big.labels = at::empty({50000}, at::kLong);
+  for (const Selector* s : all_selectors()) {
+    const std::string why = memory_refusal(*s, big, 8192);
+    if (s->name() != "parc" && s->name() != "rsa") {
+      EXPECT_EQ(why, "") << s->name();
+      continue;
+    }
+    // 64 bytes a pair: over 80 GB; about 16,000 samples fit in 8 GiB, so
+    // about 160 a class, exactly the most whose N fits.
+    EXPECT_EQ(why.rfind("selector '" + s->name() + "' would need 8", 0), 0u) << why;
+    EXPECT_NE(why.find(" GB at N = 50,000 samples, over extract.score_memory_mb = 8192 MiB; extract.max_per_class: "),
+              std::string::npos) << why;
+    const int64_t per_class = std::stoll(why.substr(why.find("max_per_class: ") + 15));
+    char fit[64];
+    std::snprintf(fit, sizeof fit, "would fit (N <= %d,%03d over 100 classes)", static_cast<int>(per_class / 10),
+                  static_cast<int>(per_class % 10 * 100));
+    EXPECT_NE(why.find(fit), std::string::npos) << why;
+    EXPECT_GE(per_class, 155);
+    EXPECT_LE(per_class, 163);
+    EXPECT_LE(s->memory_bytes(per_class * 100, 512, 512), 8192.0 * 1048576);
+    EXPECT_GT(s->memory_bytes((per_class + 1) * 100, 512, 512), 8192.0 * 1048576);
+  }
+  big.classes = 100000;  // a class each: not even one sample a class fits
+  EXPECT_NE(memory_refusal(selector("parc"), big, 1).find("no extract.max_per_class fits: raise extract.score_memory_mb"),
+            std::string::npos);
+}
+
+// kNN and DDS compute the N x N Gram matrix a block of rows at a time: past
+// one block (N > 5,592 at 256 MiB) they agree with the whole matrix.
+TEST(Memory, KnnAndDdsInBlocksAgreeWithTheWholeMatrix) {
+  SelectorInputs in = random_inputs(6000, 8, 4, 11);
+  in.features = in.features + at::randn({6000, 8}, at::detail::createCPUGenerator(2), at::kDouble) * 2;
+  at::Tensor d2 = at::cdist(in.features, in.features).pow(2);
+  d2.fill_diagonal_(std::numeric_limits<double>::infinity());
+  const double knn = in.labels.index_select(0, d2.argmin(1)).eq(in.labels).to(at::kDouble).mean().item<double>();
+  EXPECT_NEAR(selector("knn").score(in), knn, 1.0 / 6000 + 1e-12);  // a tie may break to a different row
+  auto kernel = [](at::Tensor f) {  // z-scored, unit rows: 1 - cosine similarity, zero diagonal
+    f = (f - f.mean(0, true)) / f.std(0, false, true);
+    f = f / f.norm(2, 1, true);
+    at::Tensor k = 1 - at::mm(f, f.t());
+    return k.fill_diagonal_(0);
+  };
+  auto hsic = [](const at::Tensor& k, const at::Tensor& l) {  // Song et al. 2012, eq. 5
+    const double n = static_cast<double>(k.size(0));
+    return ((k * l).sum() + k.sum() * l.sum() / ((n - 1) * (n - 2)) - 2 * at::mv(k, l.sum(1)).sum() / (n - 2))
+               .item<double>() / (n * (n - 3));
+  };
+  at::Tensor k = kernel(in.features), l = kernel(in.probe_features);
+  const double cka = hsic(k, l) / std::sqrt(hsic(k, k) * hsic(l, l));
+  EXPECT_NEAR(selector("dds").score(in), cka, 1e-9);
 }
 
 TEST(Inputs, BadInputIsAnErrorNamingWho) {
