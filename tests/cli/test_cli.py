@@ -96,6 +96,15 @@ class Cli(unittest.TestCase):
             self.assertIn(f"kernels: {best}, set by zoobench (OPENBLAS_CORETYPE): OpenBLAS took this CPU for a Prescott",
                           r.stdout)
             self.assertIn(f" {best} ", blas)
+        # Under mpiexec every rank makes the same choice, before MPI starts.
+        mpiexec = os.environ.get("MPIEXEC", "mpiexec")
+        r = subprocess.run([mpiexec, "-n", "2", "--oversubscribe", ZOOBENCH, "version"], capture_output=True, text=True,
+                           env=dict(env, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1"), timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        blas = [l for l in r.stdout.splitlines() if l.startswith("BLAS")]
+        self.assertEqual(len(blas), 2, r.stdout)
+        if best:
+            self.assertTrue(all(" Prescott " not in l for l in blas), blas)
         # A choice made in the environment is the user's: kept as it is.
         r = run("version", env={"OPENBLAS_CORETYPE": "Prescott"})
         self.assertIn(" Prescott ", next(l for l in r.stdout.splitlines() if l.startswith("BLAS")))
