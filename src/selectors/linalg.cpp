@@ -51,7 +51,6 @@ std::vector<double> strict_lower(const at::Tensor& m, double a, double b) {
 }  // namespace
 
 at::Tensor gram_cols(const at::Tensor& x) { return syrk(x, true); }
-at::Tensor gram_rows(const at::Tensor& x) { return syrk(x, false); }
 at::Tensor gram_rows_lower(const at::Tensor& x) { return syrk(x, false, false); }
 at::Tensor gram_cols_lower(const at::Tensor& x) { return syrk(x, true, false); }
 

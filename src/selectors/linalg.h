@@ -18,7 +18,6 @@ at::Tensor pca_variance(const at::Tensor& f, double frac);
 // X^T X (D x D) and X X^T (N x N) of a float64 matrix through BLAS dsyrk:
 // half the flops of a general product, which is what numpy's A.T @ A does too.
 at::Tensor gram_cols(const at::Tensor& x);
-at::Tensor gram_rows(const at::Tensor& x);
 // X X^T with only the row-major lower triangle (diagonal included) filled.
 at::Tensor gram_rows_lower(const at::Tensor& x);
 at::Tensor gram_cols_lower(const at::Tensor& x);
