@@ -1,12 +1,14 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
 
 #include "../common.h"
 #include "zoobench/error.h"
+#include "zoobench/reduce.h"
 #include "zoobench/selector.h"
 
 using namespace zoobench;
@@ -125,6 +127,47 @@ TEST(Memory, OnlyTheRdmSpearmanScoresNeedMoreThan8GiBAtN50000) {
   big.classes = 100000;  // a class each: not even one sample a class fits
   EXPECT_NE(memory_refusal(selector("parc"), big, 1).find("no extract.max_per_class fits: raise extract.score_memory_mb"),
             std::string::npos);
+}
+
+// Past 4096 values the ranks come from a radix sort on float keys with the
+// runs of equal floats sorted on the doubles: the same average ranks as a
+// comparison sort, through exact ties, -0 and +0, and doubles that round to
+// one float.
+TEST(Ranks, RadixPathAgreesWithAComparisonSort) {
+  at::Generator g = at::detail::createCPUGenerator(7);
+  const at::Tensor draw = at::randn({20000}, g, at::kDouble);
+  const double* d = draw.data_ptr<double>();
+  std::vector<double> v;
+  for (int i = 0; i < 20000; ++i) {
+    const double x = d[i] * (i % 3 == 0 ? 1e6 : 1.0);
+    v.push_back(x);
+    if (i % 5 == 0) v.push_back(x);                                 // an exact tie
+    if (i % 7 == 0) v.push_back(std::nextafter(x, 10.0 * x + 1));   // the same float, another double
+    if (i % 11 == 0) v.push_back(std::nextafter(static_cast<double>(static_cast<float>(x)), -1e300));
+  }
+  for (int i = 0; i < 50; ++i) v.insert(v.end(), {0.0, -0.0, 1.0, -1.0});
+  ASSERT_GT(v.size(), 4096u);
+  auto reference = [](const std::vector<double>& x) {
+    std::vector<size_t> order(x.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return x[a] < x[b]; });
+    std::vector<double> r(x.size());
+    for (size_t i = 0; i < order.size();) {
+      size_t j = i;
+      while (j + 1 < order.size() && x[order[j + 1]] == x[order[i]]) ++j;
+      for (size_t k = i; k <= j; ++k) r[order[k]] = static_cast<double>(i + j) / 2.0 + 1.0;
+      i = j + 1;
+    }
+    return r;
+  };
+  for (const size_t n : {v.size(), size_t{4000}}) {  // the radix path, then the comparison sort's
+    const std::vector<double> x(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(n));
+    const std::vector<double> got = average_ranks(x), want = reference(x);
+    ASSERT_EQ(got.size(), n);
+    size_t wrong = 0;
+    for (size_t i = 0; i < n; ++i) wrong += got[i] != want[i];
+    EXPECT_EQ(wrong, 0u) << "n = " << n;
+  }
 }
 
 // kNN and DDS compute the N x N Gram matrix a block of rows at a time: past
