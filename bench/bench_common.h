@@ -23,6 +23,39 @@
 
 namespace zbbench {
 
+// Floating-point operations of one image's forward pass through zoobench's
+// own architectures: 2 x the multiply-adds of every convolution and of the
+// head. BatchNorm, ReLU and pooling are left out (memory-bound; about 4 % of
+// the operations at width 4, under 0.2 % at width 128), so a rate from it is
+// the convolutions' GEMM-equivalent rate.
+inline double forward_flops(const zoobench::zoo::NetSpec& s, int64_t side) {
+  auto conv = [](int64_t cin, int64_t cout, int64_t k, int64_t out_side) {
+    return 2.0 * static_cast<double>(cin * cout * k * k * out_side * out_side);
+  };
+  double f = 0;
+  int64_t in = s.in_channels, r = side;
+  if (s.arch == "cnn") {
+    for (int64_t k = 0; k < 3; ++k) {
+      f += conv(in, s.width << k, 3, r);
+      in = s.width << k;
+      if (k < 2) r /= 2;  // max-pooling between the convolutions
+    }
+  } else {
+    const int64_t n = s.arch == "resnet8" ? 1 : s.arch == "resnet14" ? 2 : 3;
+    f += conv(in, s.width, 3, r);
+    in = s.width;
+    for (int64_t stage = 0; stage < 3; ++stage)
+      for (int64_t b = 0; b < n; ++b) {
+        const int64_t out = s.width << stage, stride = (stage > 0 && b == 0) ? 2 : 1;
+        r /= stride;
+        f += conv(in, out, 3, r) + conv(out, out, 3, r) + (stride != 1 || in != out ? conv(in, out, 1, r) : 0.0);
+        in = out;
+      }
+  }
+  return f + 2.0 * static_cast<double>(4 * s.width * s.head_classes.at(0));
+}
+
+
 inline double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }

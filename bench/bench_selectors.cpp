@@ -5,9 +5,11 @@
 //    numpy's (/expected/<name>) beside the timing; otherwise it generates a
 //    cell of N = 1000, D = 512, C = 20, Cs = 10.
 //  - BM_Lfc/N: LFC alone at D = 512 (the Gram-free form's scaling).
-//  - BM_Extract/features and /sketch: one cell's extraction (N = 1000 images,
-//    a resnet8 of width 128, so D = 512): the forward pass that gives features
-//    and logits, and the gradient sketch (m = 4, K = 4096) LGC reads instead.
+//  - BM_Extract{Features,Sketch,Traced}: one cell's extraction (N = 1000
+//    images, a resnet8 of width 128, so D = 512): the forward pass that gives
+//    features and logits (with its GFLOP/s), the gradient sketch (m = 4,
+//    K = 4096) LGC reads, and the three from one traced pass.
+//  - BM_Sgemm/n: the fp32 GEMM rate, extraction's roofline, in the same run.
 #include <ATen/ATen.h>
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
@@ -128,6 +130,28 @@ at::Tensor cell_images() {
 }
 
 // As extract_cell does it: batches of 256, features and logits.
+void report_rate(benchmark::State& state, int64_t images) {
+  const double flops = zbbench::forward_flops(zoo::NetSpec{"resnet8", 128, 3, {10}}, 32);
+  state.counters["GFLOP/image"] = flops / 1e9;
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops * static_cast<double>(images) * static_cast<double>(state.iterations()) / 1e9,
+                         benchmark::Counter::kIsRate);
+}
+
+// The roofline: the machine's fp32 GEMM rate in the same run, as `zoobench
+// version --bench` measures it (2 n^3 operations a product, a warm-up first,
+// one entry checked against a dot product).
+void BM_Sgemm(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  at::Tensor a = at::rand({n, n}), b = at::rand({n, n}), c = at::mm(a, b);
+  for (auto _ : state) benchmark::DoNotOptimize(c = at::mm(a, b));
+  const double ref = (a[0] * b.select(1, 0)).sum().item<double>();
+  if (std::abs(ref - c[0][0].item<double>()) > 1e-3 * std::abs(ref)) state.SkipWithError("wrong product");
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(n * n * n) * static_cast<double>(state.iterations()) / 1e9,
+                                                 benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_Sgemm)->Arg(1024)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(1.0);
+
 void BM_ExtractFeatures(benchmark::State& state) {
   Model& m = cell_model();
   at::Tensor x = cell_images();
@@ -137,9 +161,11 @@ void BM_ExtractFeatures(benchmark::State& state) {
       benchmark::DoNotOptimize(m.features_and_logits(b));
     }
   state.counters["D"] = static_cast<double>(m.feature_dim());
+  report_rate(state, x.size(0));
 }
 BENCHMARK(BM_ExtractFeatures)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 
+// The gradient sketch on its own (what a cell scoring only LGC extracts).
 void BM_ExtractSketch(benchmark::State& state) {
   Model& m = cell_model();
   at::Tensor x = cell_images();
@@ -148,6 +174,19 @@ void BM_ExtractSketch(benchmark::State& state) {
       benchmark::DoNotOptimize(m.grad_sketch(x.narrow(0, lo, std::min<int64_t>(256, x.size(0) - lo)), 4, 4096, 0));
 }
 BENCHMARK(BM_ExtractSketch)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+
+// Extraction when LGC is scored: features, logits and the sketch from one
+// traced forward pass (extract_cell's path).
+void BM_ExtractTraced(benchmark::State& state) {
+  Model& m = cell_model();
+  at::Tensor x = cell_images();
+  for (auto _ : state)
+    for (int64_t lo = 0; lo < x.size(0); lo += 256) {
+      at::Tensor b = x.narrow(0, lo, std::min<int64_t>(256, x.size(0) - lo));
+      benchmark::DoNotOptimize(m.features_logits_and_sketch(b, 4, 4096, 0));
+    }
+}
+BENCHMARK(BM_ExtractTraced)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 
 }  // namespace
 

@@ -48,6 +48,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 ARCH_BLOCKS = {"resnet8": 1, "resnet14": 2, "resnet20": 3}
+CHANNELS_LAST = False
 
 
 def conv3(cin, cout, stride):
@@ -226,6 +227,8 @@ def train_copy(source, norm, xtr, ytr, classes, lr, epochs, batch, momentum, wei
     e1, e2 = epochs // 2, int(epochs * 0.83)
     torch.manual_seed(seed)  # finetune_copy: seeds the new head's initialisation
     net = Tunable(clone(source), norm, classes)
+    if CHANNELS_LAST:
+        net = net.to(memory_format=torch.channels_last)
     gen = torch.Generator().manual_seed(seed + 1)
     opt = torch.optim.SGD(net.tuned_parameters(), lr=lr, momentum=momentum, nesterov=momentum > 0,
                           weight_decay=weight_decay, foreach=False)
@@ -242,6 +245,8 @@ def train_copy(source, norm, xtr, ytr, classes, lr, epochs, batch, momentum, wei
                 continue  # BatchNorm needs two samples; only a ragged last batch is skipped
             idx = perm.narrow(0, lo, b)
             x = augment(xtr.index_select(0, idx), pad, flip, gen)
+            if CHANNELS_LAST:
+                x = x.contiguous(memory_format=torch.channels_last)
             opt.zero_grad(set_to_none=False)  # libtorch 1.13's Optimizer::zero_grad zeroes in place
             F.cross_entropy(net(x), ytr.index_select(0, idx)).backward()
             opt.step()
@@ -266,6 +271,8 @@ def extract(source, norm, images_u8, batch):
     with torch.no_grad():
         for lo in range(0, images_u8.shape[0], batch):
             x = images_u8[lo:lo + batch].to(torch.float32).mul_(1.0 / 255.0)
+            if CHANNELS_LAST:
+                x = x.contiguous(memory_format=torch.channels_last)
             f = source.features(norm(x))
             feats.append(f)
             logits.append(source.head0(f))
@@ -296,7 +303,11 @@ def main():
     ap.add_argument("--mean", type=float, default=0.5)
     ap.add_argument("--std", type=float, default=0.25)
     ap.add_argument("--json", action="store_true", help="print only one JSON line")
+    ap.add_argument("--channels-last", action="store_true",
+                    help="the network and its inputs in channels-last (NHWC) memory format")
     a = ap.parse_args()
+    global CHANNELS_LAST
+    CHANNELS_LAST = a.channels_last
     if a.n < 2 or a.batch < 1 or a.epochs < 1 or a.repeats < 1:
         raise SystemExit("need --n >= 2, --batch >= 1, --epochs >= 1, --repeats >= 1")
 
@@ -308,6 +319,8 @@ def main():
     norm = Normaliser(a.mean, a.std, a.channels)
     torch.manual_seed(a.seed)
     source = Net(a.arch, a.width, a.channels, a.source_classes)
+    if CHANNELS_LAST:
+        source = source.to(memory_format=torch.channels_last)
     augment = augment_loop if a.augment == "loop" else augment_gather
 
     probe = Tunable(source, norm, a.classes)

@@ -133,6 +133,18 @@ class Model {
   // held gradients at a time, 0 = one sample at a time (the result does not
   // depend on it).
   virtual at::Tensor grad_sketch(const at::Tensor& x, int m, int sketch_dim, uint64_t seed, int memory_mb = 1024) = 0;
+  // Extraction when LGC is scored: one batch's features, source logits
+  // (undefined without a source head) and gradient sketch. zoobench's own
+  // architectures take all three from one forward pass, which the sketch
+  // traces; the default runs extraction's pass, then the sketch's own.
+  // The seconds are what each output costs on its own: the sketch's include
+  // the forward pass it traces.
+  struct Traced {
+    at::Tensor features, logits, sketch;
+    double seconds_features = 0, seconds_sketch = 0;
+  };
+  virtual Traced features_logits_and_sketch(const at::Tensor& x, int m, int sketch_dim, uint64_t seed,
+                                            int memory_mb = 1024);
   // What the sketch differentiates and how it projects, for the variant:
   // "kronecker:<layer>" or "dense:<parameter>".
   virtual std::string sketch_target() = 0;

@@ -36,12 +36,24 @@ CellArrays extract_cell(Model& model, const ImageSet& set, const Task& task, con
   out.labels = labels_tensor(labels);
   const int channels = model.entry().in_channels;
   std::vector<at::Tensor> feats, logits, sketches;
-  auto t0 = std::chrono::steady_clock::now();
+  double features_seconds = 0, sketch_seconds = 0;  // each on its own (Model::Traced)
+  const auto t0 = std::chrono::steady_clock::now();
   for (size_t lo = 0; lo < out.indices.size(); lo += static_cast<size_t>(cfg.batch_size)) {
     std::vector<int64_t> batch(out.indices.begin() + static_cast<ptrdiff_t>(lo),
                                out.indices.begin() + static_cast<ptrdiff_t>(std::min(out.indices.size(), lo + cfg.batch_size)));
+    const auto load = std::chrono::steady_clock::now();
     at::Tensor x = images_tensor(set, batch, channels);
-    if (model.has_source_head()) {
+    const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load).count();
+    if (sketch) {
+      // One call, one forward pass where the model allows: LGC's sketch
+      // traces the same pass that gives every other score its features.
+      Model::Traced t = model.features_logits_and_sketch(x, cfg.lgc_projections, cfg.sketch_dim, seed, cfg.lgc_memory_mb);
+      feats.push_back(t.features.cpu());
+      if (t.logits.defined()) logits.push_back(t.logits.cpu());
+      sketches.push_back(t.sketch);
+      features_seconds += load_seconds + t.seconds_features;  // both need the batch
+      sketch_seconds += load_seconds + t.seconds_sketch;
+    } else if (model.has_source_head()) {
       auto [f, z] = model.features_and_logits(x);
       feats.push_back(f.cpu());
       logits.push_back(z.cpu());
@@ -49,19 +61,13 @@ CellArrays extract_cell(Model& model, const ImageSet& set, const Task& task, con
       feats.push_back(model.features(x).cpu());
     }
   }
-  auto t1 = std::chrono::steady_clock::now();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   out.features = at::cat(feats).to(at::kFloat).contiguous();
   if (!logits.empty()) out.source_logits = at::cat(logits).to(at::kFloat).contiguous();
-  out.seconds_features = std::chrono::duration<double>(t1 - t0).count();
+  out.seconds_features = sketch ? features_seconds : seconds;
   if (sketch) {
-    for (size_t lo = 0; lo < out.indices.size(); lo += static_cast<size_t>(cfg.batch_size)) {
-      std::vector<int64_t> batch(out.indices.begin() + static_cast<ptrdiff_t>(lo),
-                                 out.indices.begin() + static_cast<ptrdiff_t>(std::min(out.indices.size(), lo + cfg.batch_size)));
-      sketches.push_back(model.grad_sketch(images_tensor(set, batch, channels), cfg.lgc_projections, cfg.sketch_dim, seed,
-                                                     cfg.lgc_memory_mb));
-    }
     out.grad_sketch = at::cat(sketches).to(at::kFloat).contiguous();
-    out.seconds_sketch = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+    out.seconds_sketch = sketch_seconds;
   }
   return out;
 }

@@ -2,6 +2,7 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <chrono>
 #include <cmath>
 #include <sstream>
 #include <tuple>
@@ -24,6 +25,20 @@ at::Tensor channel_tensor(const std::vector<double>& v, int channels, double fil
 }
 
 }  // namespace
+
+Model::Traced Model::features_logits_and_sketch(const at::Tensor& x, int m, int sketch_dim, uint64_t seed, int memory_mb) {
+  Traced t;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (has_source_head())
+    std::tie(t.features, t.logits) = features_and_logits(x);
+  else
+    t.features = features(x);
+  const auto t1 = std::chrono::steady_clock::now();
+  t.sketch = grad_sketch(x, m, sketch_dim, seed, memory_mb);
+  t.seconds_features = std::chrono::duration<double>(t1 - t0).count();
+  t.seconds_sketch = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+  return t;
+}
 
 at::Tensor resize_to_input(const at::Tensor& x, int input_size) {
   if (x.size(-1) == input_size && x.size(-2) == input_size) return x;
@@ -128,9 +143,32 @@ class BuiltinModel : public Model {
   }
 
   at::Tensor grad_sketch(const at::Tensor& x, int m, int sketch_dim, uint64_t seed, int /*memory_mb*/) override {
+    return trace(x, m, sketch_dim, seed).sketch;
+  }
+  Traced features_logits_and_sketch(const at::Tensor& x, int m, int sketch_dim, uint64_t seed, int) override {
+    return trace(x, m, sketch_dim, seed);
+  }
+  std::unique_ptr<FineTunable> finetune_copy(int64_t classes, uint64_t seed) override {
+    torch::manual_seed(seed);
+    Net copy = zoo::clone_net(net_);  // serialised through the CPU
+    auto t = std::make_unique<BuiltinTunable>(copy, norm_, classes);
+    t->to(device());
+    return t;
+  }
+  void to(const at::Device& d) override {
+    net_->to(d);
+    norm_.to(d);
+  }
+  at::Device device() const override { return norm_.device(); }
+  Net& net() { return net_; }
+
+  // The forward pass up to the logits, without an autograd graph before the
+  // last convolution, then m backward passes from its output.
+  Traced trace(const at::Tensor& x, int m, int sketch_dim, uint64_t seed) {
     auto conv = net_->last_conv();
     const int64_t cout = conv->options.out_channels(), cin = conv->options.in_channels();
-    const auto k = conv->options.kernel_size(), stride = conv->options.stride(), pad = c10::get<torch::ExpandingArray<2>>(conv->options.padding());
+    const auto k = conv->options.kernel_size(), stride = conv->options.stride();
+    const auto pad = c10::get<torch::ExpandingArray<2>>(conv->options.padding());
     // K = sketch_dim in all: m combinations of K / m = k1 x k2 entries each.
     if (m < 1 || sketch_dim < m)
       throw Error("gradient sketch: sketch_dim (" + std::to_string(sketch_dim) + ") must be at least lgc_projections (" +
@@ -148,39 +186,38 @@ class BuiltinModel : public Model {
     A = A.to(device());  // drawn on the CPU, so every device sketches with the same matrices
     B = B.to(device());
     V = V.to(device());
+    Traced out;
+    const auto t0 = std::chrono::steady_clock::now();
     torch::Tensor last_in, last_out;
     torch::Tensor feats = net_->features(norm_(x), &last_in, &last_out);
     torch::Tensor z = net_->heads[net_->active]->forward(feats);
+    out.features = feats.detach();
+    out.logits = z.detach();
+    out.seconds_features = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // B patch_p for every position p at once: a convolution of the last
+    // convolution's input with B's rows as k2 filters (the patches never
+    // formed: unfolding them took N x cin k^2 x L floats, 300 MB a batch).
     namespace F = torch::nn::functional;
-    torch::Tensor patches = F::unfold(last_in.detach(), F::UnfoldFuncOptions({(*k)[0], (*k)[1]})
-                                                             .padding({(*pad)[0], (*pad)[1]})
-                                                             .stride({(*stride)[0], (*stride)[1]}));
-    torch::Tensor bp = torch::matmul(B, patches);  // N x k2 x L
+    torch::Tensor bp;
+    {
+      torch::NoGradGuard no_graph;
+      bp = F::conv2d(last_in.detach(), B.view({k2, cin, (*k)[0], (*k)[1]}),
+                     F::Conv2dFuncOptions().stride({(*stride)[0], (*stride)[1]}).padding({(*pad)[0], (*pad)[1]}))
+               .flatten(2);  // N x k2 x L
+    }
     std::vector<torch::Tensor> parts;
     for (int j = 0; j < m; ++j) {
       // Eval-mode BatchNorm keeps samples independent, so the gradient of the
       // batch sum is every sample's own gradient.
       torch::Tensor s = (z * V[j]).sum();
-      torch::Tensor delta = torch::autograd::grad({s}, {last_out}, {}, /*retain_graph=*/true)[0];
+      torch::Tensor delta = torch::autograd::grad({s}, {last_out}, {}, /*retain_graph=*/j + 1 < m)[0];
       torch::Tensor ad = torch::matmul(A, delta.flatten(2));             // N x k1 x L
       parts.push_back(torch::bmm(ad, bp.transpose(1, 2)).flatten(1));    // N x k1*k2
     }
-    return torch::cat(parts, 1).detach().cpu();
+    out.sketch = torch::cat(parts, 1).detach().cpu();
+    out.seconds_sketch = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return out;
   }
-
-  std::unique_ptr<FineTunable> finetune_copy(int64_t classes, uint64_t seed) override {
-    torch::manual_seed(seed);
-    Net copy = zoo::clone_net(net_);  // serialised through the CPU
-    auto t = std::make_unique<BuiltinTunable>(copy, norm_, classes);
-    t->to(device());
-    return t;
-  }
-  void to(const at::Device& d) override {
-    net_->to(d);
-    norm_.to(d);
-  }
-  at::Device device() const override { return norm_.device(); }
-  Net& net() { return net_; }
 
  private:
   Net net_;

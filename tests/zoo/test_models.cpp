@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include "../common.h"
+#include "zoo/model_parts.h"
 #include "zoo/nets.h"
 #include "zoobench/error.h"
 #include "zoobench/extract.h"
@@ -175,6 +176,39 @@ TEST(GradSketch, EstimatesTheExactNtkTrace) {
   EXPECT_FALSE(at::equal(model->grad_sketch(x, 2, 64, 3), model->grad_sketch(x, 2, 64, 4)));
 }
 
+// Exactly the Kronecker projection A G B^T of every sample's weight gradient
+// G (of V_j . logits, with respect to the last convolution), for both
+// architectures' last layers: the sketch computes B's side as a convolution
+// of the layer's input, never the gradient or the patches.
+TEST(GradSketch, IsTheProjectionOfEachExactGradient) {
+  for (const std::string arch : {"resnet8", "cnn"}) {
+    zbtest::TempDir d;
+    Builtin b(d.path(), arch, 2);
+    auto model = load_model(b.manifest, b.manifest.entries[0]);
+    torch::manual_seed(6);
+    const at::Tensor x = torch::rand({3, 1, 32, 32});
+    const int m = 2;
+    const int64_t k1 = 4, k2 = 8;  // K / m = 32: the most square factorisation
+    const at::Tensor s = model->grad_sketch(x, m, m * k1 * k2, 21);
+    auto& net = b.net;
+    auto conv = net->last_conv();
+    const int64_t cout = conv->weight.size(0), fan_in = conv->weight[0].numel();
+    const at::Tensor A = zoo::gaussian({k1, cout}, 43) / std::sqrt(static_cast<double>(k1));
+    const at::Tensor B = zoo::gaussian({k2, fan_in}, 44) / std::sqrt(static_cast<double>(k2));
+    const at::Tensor V = zoo::gaussian({m, 3}, 45);
+    for (int64_t i = 0; i < 3; ++i)
+      for (int j = 0; j < m; ++j) {
+        at::Tensor z = net->forward((x.narrow(0, i, 1) - 0.5) / 0.5);
+        at::Tensor g = torch::autograd::grad({(z[0] * V[j]).sum()}, {conv->weight})[0].view({cout, fan_in});
+        at::Tensor want = A.mm(g).mm(B.t()).flatten();
+        at::Tensor got = s[i].narrow(0, j * k1 * k2, k1 * k2);
+        EXPECT_TRUE(at::allclose(got, want, 1e-4, 1e-5 * want.abs().max().item<double>()))
+            << arch << " sample " << i << " combination " << j << ": max |diff| "
+            << (got - want).abs().max().item<double>() << " of " << want.abs().max().item<double>();
+      }
+  }
+}
+
 TEST(Extract, DeterministicAndSampled) {
   zbtest::TempDir d;
   Builtin b(d.path());
@@ -203,4 +237,12 @@ TEST(Extract, DeterministicAndSampled) {
   EXPECT_TRUE(at::equal(a.source_logits, c.source_logits));
   EXPECT_TRUE(at::equal(a.grad_sketch, c.grad_sketch));
   for (int k = 0; k < 3; ++k) EXPECT_EQ(a.labels.eq(k).sum().item<int64_t>(), 12);
+  // With the sketch, the features and logits come from the pass it traces:
+  // the same as extraction's own pass. Each cost counts that pass.
+  CellArrays plain = extract_cell(*model, set, task, cfg, false, 9);
+  EXPECT_TRUE(at::allclose(a.features, plain.features, 1e-5, 1e-6));
+  EXPECT_TRUE(at::allclose(a.source_logits, plain.source_logits, 1e-5, 1e-6));
+  EXPECT_GT(a.seconds_features, 0.0);
+  EXPECT_GT(a.seconds_sketch, a.seconds_features);
+  EXPECT_EQ(plain.seconds_sketch, 0.0);
 }
