@@ -152,26 +152,26 @@ void BM_Sgemm(benchmark::State& state) {
 }
 BENCHMARK(BM_Sgemm)->Arg(1024)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(1.0);
 
-void BM_ExtractFeatures(benchmark::State& state) {
-  Model& m = cell_model();
+// One cell's images in extraction's batches of 256, per iteration.
+template <class Call>
+void over_batches(benchmark::State& state, Call call) {
   at::Tensor x = cell_images();
   for (auto _ : state)
-    for (int64_t lo = 0; lo < x.size(0); lo += 256) {
-      at::Tensor b = x.narrow(0, lo, std::min<int64_t>(256, x.size(0) - lo));
-      benchmark::DoNotOptimize(m.features_and_logits(b));
-    }
+    for (int64_t lo = 0; lo < x.size(0); lo += 256) call(x.narrow(0, lo, std::min<int64_t>(256, x.size(0) - lo)));
+}
+
+void BM_ExtractFeatures(benchmark::State& state) {
+  Model& m = cell_model();
+  over_batches(state, [&](const at::Tensor& b) { benchmark::DoNotOptimize(m.features_and_logits(b)); });
   state.counters["D"] = static_cast<double>(m.feature_dim());
-  report_rate(state, x.size(0));
+  report_rate(state, cell_images().size(0));
 }
 BENCHMARK(BM_ExtractFeatures)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 
 // The gradient sketch on its own (what a cell scoring only LGC extracts).
 void BM_ExtractSketch(benchmark::State& state) {
   Model& m = cell_model();
-  at::Tensor x = cell_images();
-  for (auto _ : state)
-    for (int64_t lo = 0; lo < x.size(0); lo += 256)
-      benchmark::DoNotOptimize(m.grad_sketch(x.narrow(0, lo, std::min<int64_t>(256, x.size(0) - lo)), 4, 4096, 0));
+  over_batches(state, [&](const at::Tensor& b) { benchmark::DoNotOptimize(m.grad_sketch(b, 4, 4096, 0)); });
 }
 BENCHMARK(BM_ExtractSketch)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 
@@ -179,12 +179,7 @@ BENCHMARK(BM_ExtractSketch)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTi
 // traced forward pass (extract_cell's path).
 void BM_ExtractTraced(benchmark::State& state) {
   Model& m = cell_model();
-  at::Tensor x = cell_images();
-  for (auto _ : state)
-    for (int64_t lo = 0; lo < x.size(0); lo += 256) {
-      at::Tensor b = x.narrow(0, lo, std::min<int64_t>(256, x.size(0) - lo));
-      benchmark::DoNotOptimize(m.features_logits_and_sketch(b, 4, 4096, 0));
-    }
+  over_batches(state, [&](const at::Tensor& b) { benchmark::DoNotOptimize(m.features_logits_and_sketch(b, 4, 4096, 0)); });
 }
 BENCHMARK(BM_ExtractTraced)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 
