@@ -36,8 +36,7 @@ CellArrays extract_cell(Model& model, const ImageSet& set, const Task& task, con
   out.labels = labels_tensor(labels);
   const int channels = model.entry().in_channels;
   std::vector<at::Tensor> feats, logits, sketches;
-  double features_seconds = 0, sketch_seconds = 0;  // each on its own (Model::Traced)
-  const auto t0 = std::chrono::steady_clock::now();
+  double features_seconds = 0, sketch_seconds = 0;  // what each costs on its own (Model::Traced)
   for (size_t lo = 0; lo < out.indices.size(); lo += static_cast<size_t>(cfg.batch_size)) {
     std::vector<int64_t> batch(out.indices.begin() + static_cast<ptrdiff_t>(lo),
                                out.indices.begin() + static_cast<ptrdiff_t>(std::min(out.indices.size(), lo + cfg.batch_size)));
@@ -53,18 +52,21 @@ CellArrays extract_cell(Model& model, const ImageSet& set, const Task& task, con
       sketches.push_back(t.sketch);
       features_seconds += load_seconds + t.seconds_features;  // both need the batch
       sketch_seconds += load_seconds + t.seconds_sketch;
-    } else if (model.has_source_head()) {
-      auto [f, z] = model.features_and_logits(x);
-      feats.push_back(f.cpu());
-      logits.push_back(z.cpu());
     } else {
-      feats.push_back(model.features(x).cpu());
+      const auto forward = std::chrono::steady_clock::now();
+      if (model.has_source_head()) {
+        auto [f, z] = model.features_and_logits(x);
+        feats.push_back(f.cpu());
+        logits.push_back(z.cpu());
+      } else {
+        feats.push_back(model.features(x).cpu());
+      }
+      features_seconds += load_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - forward).count();
     }
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   out.features = at::cat(feats).to(at::kFloat).contiguous();
   if (!logits.empty()) out.source_logits = at::cat(logits).to(at::kFloat).contiguous();
-  out.seconds_features = sketch ? features_seconds : seconds;
+  out.seconds_features = features_seconds;
   if (sketch) {
     out.grad_sketch = at::cat(sketches).to(at::kFloat).contiguous();
     out.seconds_sketch = sketch_seconds;

@@ -2,6 +2,7 @@
 #include <cstdint>
 #include <cstring>
 #include <future>
+#include <tuple>
 #include <utility>
 #include <cmath>
 #include <limits>
@@ -65,7 +66,7 @@ Sorted radix_sort(const std::vector<double>& v) {
     }
     std::swap(s, t);
   }
-  std::vector<std::pair<uint64_t, uint32_t>> run;
+  std::vector<std::tuple<uint64_t, double, uint32_t>> run;
   for (size_t i = 0; i < n;) {
     const uint32_t k = float_key(s.value[i]);
     size_t j = i + 1;
@@ -73,9 +74,9 @@ Sorted radix_sort(const std::vector<double>& v) {
     // A run of one double (PARC's two-valued label RDM is two such runs) needs no sort.
     if (j - i > 1 && std::any_of(s.value.begin() + i + 1, s.value.begin() + j, [&](double x) { return x != s.value[i]; })) {
       run.clear();
-      for (size_t m = i; m < j; ++m) run.emplace_back(sort_key(s.value[m]), s.position[m]);
+      for (size_t m = i; m < j; ++m) run.emplace_back(sort_key(s.value[m]), s.value[m], s.position[m]);
       std::sort(run.begin(), run.end());
-      for (size_t m = i; m < j; ++m) s.position[m] = run[m - i].second, s.value[m] = v[run[m - i].second];
+      for (size_t m = i; m < j; ++m) std::tie(std::ignore, s.value[m], s.position[m]) = run[m - i];
     }
     i = j;
   }

@@ -162,9 +162,11 @@ class BuiltinModel : public Model {
   at::Device device() const override { return norm_.device(); }
   Net& net() { return net_; }
 
+ private:
   // The forward pass up to the logits, without an autograd graph before the
   // last convolution, then m backward passes from its output.
   Traced trace(const at::Tensor& x, int m, int sketch_dim, uint64_t seed) {
+    const auto t0 = std::chrono::steady_clock::now();  // the sketch's clock: its draws, the pass and the rest
     auto conv = net_->last_conv();
     const int64_t cout = conv->options.out_channels(), cin = conv->options.in_channels();
     const auto k = conv->options.kernel_size(), stride = conv->options.stride();
@@ -187,13 +189,13 @@ class BuiltinModel : public Model {
     B = B.to(device());
     V = V.to(device());
     Traced out;
-    const auto t0 = std::chrono::steady_clock::now();
+    const auto forward = std::chrono::steady_clock::now();
     torch::Tensor last_in, last_out;
     torch::Tensor feats = net_->features(norm_(x), &last_in, &last_out);
     torch::Tensor z = net_->heads[net_->active]->forward(feats);
     out.features = feats.detach();
     out.logits = z.detach();
-    out.seconds_features = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    out.seconds_features = std::chrono::duration<double>(std::chrono::steady_clock::now() - forward).count();
     // B patch_p for every position p at once: a convolution of the last
     // convolution's input with B's rows as k2 filters (the patches never
     // formed: unfolding them took N x cin k^2 x L floats, 300 MB a batch).
@@ -219,7 +221,6 @@ class BuiltinModel : public Model {
     return out;
   }
 
- private:
   Net net_;
   Normaliser norm_;
 };
