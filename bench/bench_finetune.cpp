@@ -217,22 +217,47 @@ int main(int argc, char** argv) {
       }
       return std::make_pair(at::cat(fs), at::cat(zs));
     };
+    // Baseline in the same run: the same weights as the net itself in eval
+    // mode, each BatchNorm a pass of its own (extraction before the model ran
+    // a folded copy, zoo::FoldedNet). Its repeats alternate with the model's.
+    zoo::Net unfolded(zoo::NetSpec{arch, width, channels, {source_classes}});
+    torch::load(unfolded, (dir / "w.pt").string());
+    unfolded->eval();
+    auto extract_unfolded = [&]() {
+      torch::NoGradGuard no_graph;
+      std::vector<at::Tensor> fs;
+      std::vector<int64_t> idx;
+      for (int64_t lo = 0; lo < n; lo += extract_batch) {
+        idx.resize(static_cast<size_t>(std::min(extract_batch, n - lo)));
+        std::iota(idx.begin(), idx.end(), lo);
+        at::Tensor feats = unfolded->features((images_tensor(set, idx, static_cast<int>(channels)) - a.d("mean")) / a.d("std"));
+        unfolded->heads[0]->forward(feats);
+        fs.push_back(feats);
+      }
+      return at::cat(fs);
+    };
     extract();  // warm-up
-    std::vector<double> extract_rates;
-    at::Tensor f, z;
+    extract_unfolded();
+    std::vector<double> extract_rates, unfolded_rates;
+    at::Tensor f, z, f_unfolded;
     for (int64_t r = 0; r < repeats; ++r) {
-      const double t0 = now_s();
+      double t0 = now_s();
       std::tie(f, z) = extract();
       extract_rates.push_back(static_cast<double>(n) / (now_s() - t0));
+      t0 = now_s();
+      f_unfolded = extract_unfolded();
+      unfolded_rates.push_back(static_cast<double>(n) / (now_s() - t0));
     }
+    const double fold_diff = (f - f_unfolded).abs().max().item<double>();
     const int64_t k = std::min<int64_t>(8, n);
     auto [f_alone, z_alone] = model->features_and_logits(xtr.narrow(0, 0, k));
     const double batch_diff = (f_alone - f.narrow(0, 0, k)).abs().max().item<double>();
     const bool shapes = f.dim() == 2 && f.size(0) == n && f.size(1) == 4 * width && z.dim() == 2 && z.size(0) == n &&
                         z.size(1) == source_classes;
-    if (!shapes || !at::isfinite(f).all().item<bool>() || !at::isfinite(z).all().item<bool>() || batch_diff > 1e-4) {
-      std::fprintf(stderr, "extraction check FAILED: features %s, logits %s, batch-invariance diff %g\n",
-                   c10::str(f.sizes()).c_str(), c10::str(z.sizes()).c_str(), batch_diff);
+    if (!shapes || !at::isfinite(f).all().item<bool>() || !at::isfinite(z).all().item<bool>() || batch_diff > 1e-4 ||
+        !(fold_diff <= 1e-4 * std::max(1.0, f_unfolded.abs().max().item<double>()))) {
+      std::fprintf(stderr, "extraction check FAILED: features %s, logits %s, batch-invariance diff %g, folded - unfolded %g\n",
+                   c10::str(f.sizes()).c_str(), c10::str(z.sizes()).c_str(), batch_diff, fold_diff);
       rc = 1;
     }
 
@@ -255,6 +280,7 @@ int main(int argc, char** argv) {
         {"train_images_per_s_median", round1(zbbench::median(train_rates))},
         {"extract_images_per_s", round1(*std::max_element(extract_rates.begin(), extract_rates.end()))},
         {"extract_images_per_s_median", round1(zbbench::median(extract_rates))},
+        {"extract_unfolded_images_per_s_median", round1(zbbench::median(unfolded_rates))},
         {"forward_gflop_per_image", zbbench::forward_flops(zoo::NetSpec{arch, width, channels, {source_classes}}, 32) / 1e9},
         {"extract_gflop_per_s_median",
          round1(zbbench::median(extract_rates) * zbbench::forward_flops(zoo::NetSpec{arch, width, channels, {source_classes}}, 32) / 1e9)},

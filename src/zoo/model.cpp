@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <sstream>
 #include <tuple>
 
@@ -116,21 +117,25 @@ class BuiltinTunable : public FineTunable {
 
 class BuiltinModel : public Model {
  public:
+  // Inference runs the folded snapshot of the net (zoo::FoldedNet): the
+  // model's parameters never change after loading; finetune_copy clones the
+  // unfolded net.
   BuiltinModel(ManifestEntry e, Net net) : Model(std::move(e)), net_(std::move(net)), norm_(entry_) {
     net_->set_domain(entry_.domain_index);
     net_->eval();
+    folded_.emplace(*net_);
   }
   at::Tensor features(const at::Tensor& x) override {
     torch::NoGradGuard g;
-    return net_->features(norm_(x));
+    return folded_->features(norm_(x));
   }
   at::Tensor logits(const at::Tensor& x) override {
     torch::NoGradGuard g;
-    return net_->forward(norm_(x));
+    return net_->heads[net_->active]->forward(folded_->features(norm_(x)));
   }
   std::pair<at::Tensor, at::Tensor> features_and_logits(const at::Tensor& x) override {
     torch::NoGradGuard g;
-    at::Tensor f = net_->features(norm_(x));
+    at::Tensor f = folded_->features(norm_(x));
     return {f, net_->heads[net_->active]->forward(f)};
   }
   int64_t feature_dim() override { return net_->feature_dim; }
@@ -158,9 +163,9 @@ class BuiltinModel : public Model {
   void to(const at::Device& d) override {
     net_->to(d);
     norm_.to(d);
+    folded_.emplace(*net_);
   }
   at::Device device() const override { return norm_.device(); }
-  Net& net() { return net_; }
 
  private:
   // The forward pass up to the logits, without an autograd graph before the
@@ -191,7 +196,9 @@ class BuiltinModel : public Model {
     Traced out;
     const auto forward = std::chrono::steady_clock::now();
     torch::Tensor last_in, last_out;
-    torch::Tensor feats = net_->features(norm_(x), &last_in, &last_out);
+    // The folded trunk, then the net's own last block, whose BatchNorm after
+    // the traced convolution the gradients go through.
+    torch::Tensor feats = net_->tail(folded_->trunk(norm_(x)), &last_in, &last_out);
     torch::Tensor z = net_->heads[net_->active]->forward(feats);
     out.features = feats.detach();
     out.logits = z.detach();
@@ -223,6 +230,7 @@ class BuiltinModel : public Model {
 
   Net net_;
   Normaliser norm_;
+  std::optional<zoo::FoldedNet> folded_;
 };
 
 std::string shape_text(const at::Tensor& t) {

@@ -96,30 +96,96 @@ void NetImpl::set_sync(comm::Collective* group) {
 
 torch::Tensor NetImpl::features(const torch::Tensor& x, torch::Tensor* last_in, torch::Tensor* last_out) {
   torch::Tensor h;
-  // Tracing (last_out asked for): the layers before the last convolution
-  // run without an autograd graph; only what follows it is differentiated.
-  std::optional<torch::NoGradGuard> no_graph;
-  if (last_out) no_graph.emplace();
+  {
+    // Tracing (last_out asked for): the layers before the last convolution
+    // run without an autograd graph; only what follows it is differentiated.
+    std::optional<torch::NoGradGuard> no_graph;
+    if (last_out) no_graph.emplace();
+    h = trunk(x);
+  }
+  return tail(h, last_in, last_out);
+}
+
+torch::Tensor NetImpl::trunk(const torch::Tensor& x) {
+  torch::Tensor h = x;
   if (spec.arch == "cnn") {
-    h = x;
-    for (size_t k = 0; k < convs.size(); ++k) {
-      torch::Tensor c = convs[k](h);
-      if (k + 1 == convs.size()) {
-        if (last_in) *last_in = h;
-        if (last_out) {
-          no_graph.reset();
-          *last_out = c = c.detach().requires_grad_(true);
-        }
-      }
-      h = torch::relu(conv_bns[k](c));
-      if (k + 1 < convs.size()) h = torch::max_pool2d(h, 2);
-    }
+    for (size_t k = 0; k + 1 < convs.size(); ++k) h = torch::max_pool2d(torch::relu(conv_bns[k](convs[k](h))), 2);
   } else {
     h = torch::relu(stem_bn(stem(x)));
     for (size_t b = 0; b + 1 < blocks.size(); ++b) h = blocks[b]->forward(h);
-    no_graph.reset();  // the last block keeps its own guard up to its conv2
-    h = blocks.back()->forward(h, last_in, last_out);
   }
+  return h;
+}
+
+torch::Tensor NetImpl::tail(const torch::Tensor& h, torch::Tensor* last_in, torch::Tensor* last_out) {
+  torch::Tensor out;
+  if (spec.arch == "cnn") {
+    torch::Tensor c;
+    {
+      std::optional<torch::NoGradGuard> no_graph;
+      if (last_out) no_graph.emplace();
+      c = convs.back()(h);
+    }
+    if (last_in) *last_in = h;
+    if (last_out) *last_out = c = c.detach().requires_grad_(true);
+    out = torch::relu(conv_bns.back()(c));
+  } else {
+    out = blocks.back()->forward(h, last_in, last_out);  // the block keeps its own guard up to its conv2
+  }
+  return torch::adaptive_avg_pool2d(out, {1, 1}).flatten(1);
+}
+
+FoldedNet::Conv FoldedNet::fold(const torch::nn::Conv2d& conv, const DomainBNImpl& bn_module) {
+  const torch::nn::BatchNorm2d& bn = bn_module.bns[static_cast<size_t>(bn_module.active)];
+  torch::NoGradGuard no_graph;
+  // In double, so the folded layer rounds once, where the pair rounded twice.
+  const torch::Tensor scale = bn->weight.to(torch::kDouble) / (bn->running_var.to(torch::kDouble) + bn->options.eps()).sqrt();
+  Conv c;
+  c.weight = (conv->weight.to(torch::kDouble) * scale.view({-1, 1, 1, 1})).to(torch::kFloat).contiguous();
+  c.bias = (bn->bias.to(torch::kDouble) - bn->running_mean.to(torch::kDouble) * scale).to(torch::kFloat);
+  c.stride = (*conv->options.stride())[0];
+  c.padding = (*c10::get<torch::ExpandingArray<2>>(conv->options.padding()))[0];
+  return c;
+}
+
+torch::Tensor FoldedNet::Conv::operator()(const torch::Tensor& x) const {
+  return torch::conv2d(x, weight, bias, stride, padding);
+}
+
+FoldedNet::FoldedNet(NetImpl& net) : cnn_(net.spec.arch == "cnn") {
+  if (cnn_) {
+    for (size_t k = 0; k < net.convs.size(); ++k) convs_.push_back(fold(net.convs[k], *net.conv_bns[k]));
+  } else {
+    convs_.push_back(fold(net.stem, *net.stem_bn));
+    for (auto& b : net.blocks) {
+      Block f{fold(b->conv1, *b->bn1), fold(b->conv2, *b->bn2), {}};
+      if (b->down) f.down = fold(b->down, *b->down_bn);
+      blocks_.push_back(std::move(f));
+    }
+  }
+}
+
+torch::Tensor FoldedNet::block(const Block& b, const torch::Tensor& x) const {
+  torch::Tensor c = b.conv2(b.conv1(x).relu_());
+  return c.add_(b.down.weight.defined() ? b.down(x) : x).relu_();
+}
+
+torch::Tensor FoldedNet::trunk(const torch::Tensor& x) const {
+  torch::NoGradGuard no_graph;
+  torch::Tensor h = x;
+  if (cnn_) {
+    for (size_t k = 0; k + 1 < convs_.size(); ++k) h = torch::max_pool2d(convs_[k](h).relu_(), 2);
+  } else {
+    h = convs_[0](x).relu_();
+    for (size_t b = 0; b + 1 < blocks_.size(); ++b) h = block(blocks_[b], h);
+  }
+  return h;
+}
+
+torch::Tensor FoldedNet::features(const torch::Tensor& x) const {
+  torch::NoGradGuard no_graph;
+  torch::Tensor h = trunk(x);
+  h = cnn_ ? convs_.back()(h).relu_() : block(blocks_.back(), h);
   return torch::adaptive_avg_pool2d(h, {1, 1}).flatten(1);
 }
 

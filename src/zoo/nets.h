@@ -49,6 +49,10 @@ struct NetImpl : torch::nn::Module {
   // Features of the active domain; with trace, also the last convolution's
   // input and output (for per-sample weight gradients).
   torch::Tensor features(const torch::Tensor& x, torch::Tensor* last_in = nullptr, torch::Tensor* last_out = nullptr);
+  // features() in two halves: everything before the last block (ResNets) or
+  // the last convolution (CNN), then the rest, which the trace goes through.
+  torch::Tensor trunk(const torch::Tensor& x);
+  torch::Tensor tail(const torch::Tensor& h, torch::Tensor* last_in = nullptr, torch::Tensor* last_out = nullptr);
   torch::Tensor forward(const torch::Tensor& x) { return heads[active]->forward(features(x)); }
   void set_domain(int64_t d);
   void set_sync(comm::Collective* group);  // synchronised BatchNorm over the group (nullptr = local)
@@ -64,6 +68,33 @@ struct NetImpl : torch::nn::Module {
   std::vector<torch::nn::Linear> heads;
 };
 TORCH_MODULE(Net);
+
+// The network as inference sees it: eval mode, the active domain, and every
+// BatchNorm folded into the convolution before it (weights scaled by
+// gamma / sqrt(var + eps), a bias of beta - mean x that scale), so a layer is
+// one convolution with its bias and an in-place ReLU instead of three passes
+// over the activations. A snapshot: made from the net's parameters and
+// statistics as they are, on the net's device; remake it after they change.
+class FoldedNet {
+ public:
+  explicit FoldedNet(NetImpl& net);
+  torch::Tensor trunk(const torch::Tensor& x) const;     // as NetImpl::trunk
+  torch::Tensor features(const torch::Tensor& x) const;  // as NetImpl::features
+ private:
+  struct Conv {
+    torch::Tensor weight, bias;
+    int64_t stride = 1, padding = 0;
+    torch::Tensor operator()(const torch::Tensor& x) const;
+  };
+  struct Block {
+    Conv conv1, conv2, down;  // down.weight undefined: the identity shortcut
+  };
+  static Conv fold(const torch::nn::Conv2d& conv, const DomainBNImpl& bn);
+  torch::Tensor block(const Block& b, const torch::Tensor& x) const;
+  bool cnn_ = false;
+  std::vector<Conv> convs_;    // CNN: its convolutions; ResNets: the stem
+  std::vector<Block> blocks_;  // ResNets
+};
 
 // Copies every parameter and buffer (a deep clone through serialisation).
 Net clone_net(Net& net);

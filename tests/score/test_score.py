@@ -137,8 +137,11 @@ class Score(zbtest.CliAssertions, unittest.TestCase):
                     self.assertAlmostEqual(got("gbc"), want, delta=rel(want))
                     self.assertAlmostEqual(got("rsa"), reference.rsa(x, probe), delta=1e-9)
                     self.assertAlmostEqual(got("dds"), reference.dds(x, probe), delta=1e-9)
-                    # Same folds (zoobench's rule, replayed in numpy), scikit-learn's lbfgs: the same accuracies.
-                    self.assertAlmostEqual(got("linear_probe"), reference.linear_probe(x, y, 10), delta=1e-9)
+                    # Same folds (zoobench's rule, replayed in numpy), scikit-learn's lbfgs: the same
+                    # accuracies, to one held-out prediction. Both fits stop at the 100 iterations of the
+                    # definition before they converge (scikit-learn warns so), on iterates that differ
+                    # (zoobench's products are float32), and a sample near a boundary may fall either way.
+                    self.assertAlmostEqual(got("linear_probe"), reference.linear_probe(x, y, 10), delta=1 / len(y) + 1e-9)
                     ds = reference.domain_similarity(x, y, 10, g["source_class_means"][:], g["source_class_counts"][:])
                     self.assertAlmostEqual(got("domain_similarity"), ds, delta=1e-6)
                 terms[model] = reference.ncti_terms(x, y)

@@ -17,6 +17,19 @@ namespace {
 
 std::string error_of(const std::function<void()>& f) { return zbtest::error_of<Error>(f); }
 
+// BatchNorm as a trained net has it: scales, shifts and statistics away from
+// the identity, so that folding them into the convolutions is exercised.
+void trained_batch_norm(zoo::NetImpl& net) {
+  torch::NoGradGuard no_graph;
+  for (auto& m : net.modules(/*include_self=*/false))
+    if (auto* bn = m->as<torch::nn::BatchNorm2dImpl>()) {
+      bn->weight.uniform_(0.5, 1.5);
+      bn->bias.normal_(0.0, 0.3);
+      bn->running_mean.normal_(0.0, 0.5);
+      bn->running_var.uniform_(0.2, 3.0);
+    }
+}
+
 // A built-in model saved to `dir`, with its manifest entry.
 struct Builtin {
   zoo::Net net{zoo::NetSpec{"cnn", 2, 1, {3}}};
@@ -24,6 +37,7 @@ struct Builtin {
   explicit Builtin(const std::filesystem::path& dir, const std::string& arch = "cnn", int width = 2) {
     torch::manual_seed(3);
     net = zoo::Net(zoo::NetSpec{arch, width, 1, {3}});
+    trained_batch_norm(*net);
     net->eval();
     torch::save(net, (dir / "w.pt").string());
     ManifestEntry e;
@@ -43,6 +57,27 @@ struct Builtin {
 };
 
 }  // namespace
+
+// Inference's folded network computes what the net computes in eval mode:
+// every architecture, a second domain's BatchNorm.
+TEST(FoldedNet, MatchesTheNetInEvalMode) {
+  for (const std::string arch : {"resnet8", "resnet14", "cnn"}) {
+    torch::manual_seed(7);
+    zoo::Net net(zoo::NetSpec{arch, 6, 3, {3, 5}});
+    trained_batch_norm(*net);
+    net->set_domain(1);
+    net->eval();
+    const zoo::FoldedNet folded(*net);
+    const at::Tensor x = torch::randn({5, 3, 32, 32});
+    torch::NoGradGuard no_graph;
+    const at::Tensor want = net->features(x), got = folded.features(x);
+    EXPECT_TRUE(at::allclose(got, want, 1e-4, 1e-5))
+        << arch << ": max |diff| " << (got - want).abs().max().item<float>() << " of " << want.abs().max().item<float>();
+    EXPECT_TRUE(at::allclose(folded.trunk(x), net->trunk(x), 1e-4, 1e-5)) << arch;
+    net->set_domain(0);  // the other domain's statistics: another result, so the fold took domain 1's
+    EXPECT_FALSE(at::allclose(got, net->features(x), 1e-2, 1e-3)) << arch;
+  }
+}
 
 TEST(TorchScript, FeaturesAndLogitsMatchPython) {
   zbtest::TempDir d;
