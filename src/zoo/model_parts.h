@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,17 @@ class InputTransform {
 
 // Independent of the global RNG and of the device: drawn on the CPU.
 at::Tensor gaussian(std::vector<int64_t> shape, uint64_t seed);
+
+// A copy of a TorchScript module for inference: frozen (torch.jit.freeze:
+// parameters and attributes become constants of the graphs, so each
+// BatchNorm folds into the convolution before it), on the CPU also optimised
+// (torch.jit.optimize_for_inference: oneDNN convolutions on prepacked
+// weights, the additions and ReLUs after them fused), keeping `forward` and
+// `methods`. In PyTorch on the same libtorch a torchvision ResNet-18 ran 1.6x
+// faster so, at 32 x 32 and at 224 x 224. nullopt where the module cannot be
+// frozen (a method it lacks, one that assigns to an attribute, no `forward`).
+std::optional<torch::jit::Module> freeze_for_inference(const torch::jit::Module& m, const std::vector<std::string>& methods,
+                                                       const at::Device& device);
 
 std::unique_ptr<Model> make_script_model(ManifestEntry e, torch::jit::Module m, std::string file);
 

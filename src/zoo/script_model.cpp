@@ -2,8 +2,11 @@
 // (optionally) `forward` methods. LGC's gradients come from autograd, one
 // sample and one logit combination at a time, projected by a dense Gaussian
 // sketch: nothing about the architecture is assumed.
+#include <torch/csrc/jit/passes/frozen_graph_optimizations.h>
+
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <sstream>
 
 #include "model_parts.h"
@@ -86,6 +89,7 @@ class ScriptModel : public Model {
   ScriptModel(ManifestEntry e, torch::jit::Module m, std::string file)
       : Model(std::move(e)), m_(std::move(m)), in_(entry_), file_(std::move(file)) {
     m_.eval();
+    prepare_inference();
   }
   at::Tensor features(const at::Tensor& x) override { return call(entry_.features_method, x); }
   // One forward pass where the module offers one (tools/export_torchscript.py
@@ -95,7 +99,7 @@ class ScriptModel : public Model {
     const std::string& method = entry_.features_and_logits_method;
     if (method.empty()) return {features(x), logits(x)};
     torch::NoGradGuard g;
-    auto fn = m_.find_method(method);
+    auto fn = inference_.find_method(method);
     if (!fn) throw DataError("zoo entry '" + name() + "': the TorchScript module has no method '" + method + "'");
     c10::IValue out = (*fn)({in_(x)});
     if (!out.isTuple() || out.toTupleRef().elements().size() != 2 || !out.toTupleRef().elements()[0].isTensor() ||
@@ -169,16 +173,27 @@ class ScriptModel : public Model {
     m_.to(d);
     in_.to(d);
     param_ = at::Tensor();  // the module holds new tensors now
+    prepare_inference();    // a frozen module's weights are constants of its graphs: they do not move
   }
   at::Device device() const override { return in_.device(); }
 
  private:
+  // Extraction runs freeze_for_inference's copy where there is one; the
+  // gradient sketch and fine-tuning keep the module itself, whose parameters
+  // they differentiate.
+  void prepare_inference() {
+    std::vector<std::string> methods;
+    for (const std::string* m : {&entry_.features_method, &entry_.logits_method, &entry_.features_and_logits_method})
+      if (!m->empty()) methods.push_back(*m);
+    inference_ = freeze_for_inference(m_, methods, device()).value_or(m_);
+  }
   at::Tensor call(const std::string& method, const at::Tensor& x) {
     torch::NoGradGuard g;
-    return run(method, x);
+    return run(method, x, inference_);
   }
-  at::Tensor run(const std::string& method, const at::Tensor& x) {
-    auto fn = m_.find_method(method);
+  at::Tensor run(const std::string& method, const at::Tensor& x) { return run(method, x, m_); }
+  at::Tensor run(const std::string& method, const at::Tensor& x, torch::jit::Module& module) {
+    auto fn = module.find_method(method);
     if (!fn) throw DataError("zoo entry '" + name() + "': the TorchScript module has no method '" + method + "'");
     return (*fn)({in_(x)}).toTensor();
   }
@@ -225,6 +240,7 @@ class ScriptModel : public Model {
   }
 
   torch::jit::Module m_;
+  torch::jit::Module inference_;  // prepare_inference's
   InputTransform in_;
   std::string file_;
   int64_t dim_ = 0;
@@ -233,6 +249,25 @@ class ScriptModel : public Model {
 };
 
 }  // namespace
+
+std::optional<torch::jit::Module> freeze_for_inference(const torch::jit::Module& m, const std::vector<std::string>& methods,
+                                                       const at::Device& device) {
+  std::vector<std::string> kept;  // `forward` is kept anyway
+  for (const std::string& name : methods)
+    if (name != "forward" && std::find(kept.begin(), kept.end(), name) == kept.end()) kept.push_back(name);
+  try {
+    torch::jit::Module frozen = torch::jit::freeze(m, kept);
+    // The C++ freeze optimises `forward` alone; Python's, every method kept.
+    for (const std::string& name : kept) {
+      std::shared_ptr<torch::jit::Graph> graph = frozen.get_method(name).graph();
+      torch::jit::OptimizeFrozenGraph(graph, /*optimize_numerics=*/true);
+    }
+    if (device.is_cpu()) frozen = torch::jit::optimize_for_inference(frozen, kept);
+    return frozen;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
 
 std::unique_ptr<Model> make_script_model(ManifestEntry e, torch::jit::Module m, std::string file) {
   return std::make_unique<ScriptModel>(std::move(e), std::move(m), std::move(file));

@@ -79,6 +79,32 @@ TEST(FoldedNet, MatchesTheNetInEvalMode) {
   }
 }
 
+// Extraction's copy of a TorchScript module: frozen, so no parameters are
+// left (they are constants of its graphs, BatchNorm folded into the
+// convolutions), with the module's outputs; a method the module lacks leaves
+// nothing to freeze, and extraction runs the module itself.
+TEST(TorchScript, FrozenForInference) {
+  zbtest::TempDir d;
+  ASSERT_EQ(zbtest::run_python(std::string(ZB_SOURCE_DIR) + "/tools/export_torchscript.py " + d.path().string() +
+                               " --channels 3 --classes 7 > /dev/null"),
+            0);
+  Manifest man = Manifest::load(d / "manifest.yaml");
+  torch::jit::Module m = torch::jit::load((man.dir / man.entries[0].weights).string());
+  m.eval();
+  const std::optional<torch::jit::Module> frozen = zoo::freeze_for_inference(m, {"features", "forward"}, at::kCPU);
+  ASSERT_TRUE(frozen.has_value());
+  EXPECT_GT(m.parameters().size(), 0u);
+  EXPECT_EQ(frozen->parameters().size(), 0u);
+  const at::Tensor x = h5::read_matrix(h5::File::open(d / "reference.h5"), "input");
+  torch::NoGradGuard no_graph;
+  for (const std::string method : {"features", "forward"}) {
+    const at::Tensor want = m.get_method(method)({x}).toTensor();
+    const at::Tensor got = torch::jit::Module(*frozen).get_method(method)({x}).toTensor();
+    EXPECT_TRUE(at::allclose(got, want, 1e-4, 1e-5)) << method << ": max |diff| " << (got - want).abs().max().item<float>();
+  }
+  EXPECT_FALSE(zoo::freeze_for_inference(m, {"features", "no_such_method"}, at::kCPU).has_value());
+}
+
 TEST(TorchScript, FeaturesAndLogitsMatchPython) {
   zbtest::TempDir d;
   ASSERT_EQ(zbtest::run_python(std::string(ZB_SOURCE_DIR) + "/tools/export_torchscript.py " + d.path().string() +
