@@ -35,10 +35,15 @@ at::Tensor gaussian(std::vector<int64_t> shape, uint64_t seed);
 // (torch.jit.optimize_for_inference: oneDNN convolutions on prepacked
 // weights, the additions and ReLUs after them fused), keeping `forward` and
 // `methods`. In PyTorch on the same libtorch a torchvision ResNet-18 ran 1.6x
-// faster so, at 32 x 32 and at 224 x 224. nullopt where the module cannot be
-// frozen (a method it lacks, one that assigns to an attribute, no `forward`).
+// faster so, at 32 x 32 and at 224 x 224. Each kept method must give the
+// module's own result on `probe` (a batch of the module's inputs) to 1e-4 of
+// its largest value, or the copy is not used: libtorch 1.13's optimisation
+// gets a torchvision MobileNet-V3 wrong by half its values, where freezing
+// alone is exact, so that model is frozen only. nullopt where no copy
+// agrees or none can be made (a method the module lacks, one that assigns
+// to an attribute).
 std::optional<torch::jit::Module> freeze_for_inference(const torch::jit::Module& m, const std::vector<std::string>& methods,
-                                                       const at::Device& device);
+                                                       const at::Tensor& probe);
 
 std::unique_ptr<Model> make_script_model(ManifestEntry e, torch::jit::Module m, std::string file);
 

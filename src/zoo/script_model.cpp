@@ -185,7 +185,10 @@ class ScriptModel : public Model {
     std::vector<std::string> methods;
     for (const std::string* m : {&entry_.features_method, &entry_.logits_method, &entry_.features_and_logits_method})
       if (!m->empty()) methods.push_back(*m);
-    inference_ = freeze_for_inference(m_, methods, device()).value_or(m_);
+    const at::Tensor probe = torch::randn({2, entry_.in_channels, entry_.input_size, entry_.input_size},
+                                          at::detail::createCPUGenerator(0))
+                                 .to(device());
+    inference_ = freeze_for_inference(m_, methods, probe).value_or(m_);
   }
   at::Tensor call(const std::string& method, const at::Tensor& x) {
     torch::NoGradGuard g;
@@ -250,23 +253,62 @@ class ScriptModel : public Model {
 
 }  // namespace
 
+namespace {
+// The two results agree where every tensor in them does, to 1e-4 of the
+// largest magnitude: folding changes the rounding, a wrong pass the values.
+bool agree(const c10::IValue& got, const c10::IValue& want) {
+  if (want.isTensor()) {
+    if (!got.isTensor() || got.toTensor().sizes() != want.toTensor().sizes()) return false;
+    const at::Tensor g = got.toTensor().to(at::kDouble), w = want.toTensor().to(at::kDouble);
+    const double scale = w.numel() ? w.abs().max().item<double>() : 0.0;
+    return g.numel() == 0 || (g - w).abs().max().item<double>() <= 1e-4 * scale;
+  }
+  if (want.isTuple()) {
+    if (!got.isTuple()) return false;
+    const auto& ge = got.toTupleRef().elements();
+    const auto& we = want.toTupleRef().elements();
+    if (ge.size() != we.size()) return false;
+    for (size_t i = 0; i < we.size(); ++i)
+      if (!agree(ge[i], we[i])) return false;
+    return true;
+  }
+  return false;  // nothing this check can compare: not trusted
+}
+}  // namespace
+
 std::optional<torch::jit::Module> freeze_for_inference(const torch::jit::Module& m, const std::vector<std::string>& methods,
-                                                       const at::Device& device) {
+                                                       const at::Tensor& probe) {
   std::vector<std::string> kept;  // `forward` is kept anyway
   for (const std::string& name : methods)
     if (name != "forward" && std::find(kept.begin(), kept.end(), name) == kept.end()) kept.push_back(name);
-  try {
-    torch::jit::Module frozen = torch::jit::freeze(m, kept);
+  std::vector<std::string> checked = kept;
+  if (m.find_method("forward")) checked.push_back("forward");
+  torch::NoGradGuard no_graph;
+  auto agrees_with_the_module = [&](const torch::jit::Module& candidate) {
+    for (const std::string& name : checked)
+      if (!agree(candidate.get_method(name)({probe}), m.get_method(name)({probe}))) return false;
+    return true;
+  };
+  auto frozen = [&]() {
+    torch::jit::Module f = torch::jit::freeze(m, kept);
     // The C++ freeze optimises `forward` alone; Python's, every method kept.
     for (const std::string& name : kept) {
-      std::shared_ptr<torch::jit::Graph> graph = frozen.get_method(name).graph();
+      std::shared_ptr<torch::jit::Graph> graph = f.get_method(name).graph();
       torch::jit::OptimizeFrozenGraph(graph, /*optimize_numerics=*/true);
     }
-    if (device.is_cpu()) frozen = torch::jit::optimize_for_inference(frozen, kept);
-    return frozen;
+    return f;
+  };
+  try {
+    if (probe.device().is_cpu()) {
+      torch::jit::Module f = frozen();
+      torch::jit::Module fast = torch::jit::optimize_for_inference(f, kept);
+      if (agrees_with_the_module(fast)) return fast;
+    }
+    torch::jit::Module f = frozen();
+    if (agrees_with_the_module(f)) return f;
   } catch (const std::exception&) {
-    return std::nullopt;
   }
+  return std::nullopt;
 }
 
 std::unique_ptr<Model> make_script_model(ManifestEntry e, torch::jit::Module m, std::string file) {

@@ -91,18 +91,18 @@ TEST(TorchScript, FrozenForInference) {
   Manifest man = Manifest::load(d / "manifest.yaml");
   torch::jit::Module m = torch::jit::load((man.dir / man.entries[0].weights).string());
   m.eval();
-  const std::optional<torch::jit::Module> frozen = zoo::freeze_for_inference(m, {"features", "forward"}, at::kCPU);
+  const at::Tensor x = h5::read_matrix(h5::File::open(d / "reference.h5"), "input");
+  const std::optional<torch::jit::Module> frozen = zoo::freeze_for_inference(m, {"features", "forward"}, x);
   ASSERT_TRUE(frozen.has_value());
   EXPECT_GT(m.parameters().size(), 0u);
   EXPECT_EQ(frozen->parameters().size(), 0u);
-  const at::Tensor x = h5::read_matrix(h5::File::open(d / "reference.h5"), "input");
   torch::NoGradGuard no_graph;
   for (const std::string method : {"features", "forward"}) {
     const at::Tensor want = m.get_method(method)({x}).toTensor();
     const at::Tensor got = torch::jit::Module(*frozen).get_method(method)({x}).toTensor();
     EXPECT_TRUE(at::allclose(got, want, 1e-4, 1e-5)) << method << ": max |diff| " << (got - want).abs().max().item<float>();
   }
-  EXPECT_FALSE(zoo::freeze_for_inference(m, {"features", "no_such_method"}, at::kCPU).has_value());
+  EXPECT_FALSE(zoo::freeze_for_inference(m, {"features", "no_such_method"}, x).has_value());
 }
 
 TEST(TorchScript, FeaturesAndLogitsMatchPython) {
