@@ -17,6 +17,13 @@ namespace {
 
 std::string error_of(const std::function<void()>& f) { return zbtest::error_of<Error>(f); }
 
+// tools/export_torchscript.py's small model, with its manifest and
+// reference outputs, into `dir`; the exporter's exit status.
+int export_small(const std::filesystem::path& dir, const std::string& flags) {
+  return zbtest::run_python(std::string(ZB_SOURCE_DIR) + "/tools/export_torchscript.py " + dir.string() + " " + flags +
+                            " > /dev/null");
+}
+
 // BatchNorm as a trained net has it: scales, shifts and statistics away from
 // the identity, so that folding them into the convolutions is exercised.
 void trained_batch_norm(zoo::NetImpl& net) {
@@ -85,9 +92,7 @@ TEST(FoldedNet, MatchesTheNetInEvalMode) {
 // nothing to freeze, and extraction runs the module itself.
 TEST(TorchScript, FrozenForInference) {
   zbtest::TempDir d;
-  ASSERT_EQ(zbtest::run_python(std::string(ZB_SOURCE_DIR) + "/tools/export_torchscript.py " + d.path().string() +
-                               " --channels 3 --classes 7 > /dev/null"),
-            0);
+  ASSERT_EQ(export_small(d.path(), "--channels 3 --classes 7"), 0);
   Manifest man = Manifest::load(d / "manifest.yaml");
   torch::jit::Module m = torch::jit::load((man.dir / man.entries[0].weights).string());
   m.eval();
@@ -107,9 +112,7 @@ TEST(TorchScript, FrozenForInference) {
 
 TEST(TorchScript, FeaturesAndLogitsMatchPython) {
   zbtest::TempDir d;
-  ASSERT_EQ(zbtest::run_python(std::string(ZB_SOURCE_DIR) + "/tools/export_torchscript.py " + d.path().string() +
-                               " --channels 3 --classes 7 > /dev/null"),
-            0);
+  ASSERT_EQ(export_small(d.path(), "--channels 3 --classes 7"), 0);
   Manifest m = Manifest::load(d / "manifest.yaml");
   ASSERT_EQ(m.entries.size(), 1u);
   auto model = load_model(m, m.entries[0]);
@@ -138,9 +141,7 @@ TEST(TorchScript, FeaturesAndLogitsMatchPython) {
 
 TEST(TorchScript, WrongShapeIsNamed) {
   zbtest::TempDir d;
-  ASSERT_EQ(zbtest::run_python(std::string(ZB_SOURCE_DIR) + "/tools/export_torchscript.py " + d.path().string() +
-                               " --wrong-shape --name bad-export > /dev/null"),
-            0);
+  ASSERT_EQ(export_small(d.path(), "--wrong-shape --name bad-export"), 0);
   Manifest m = Manifest::load(d / "manifest.yaml");
   std::string e = error_of([&] { load_model(m, m.entries[0]); });
   EXPECT_NE(e.find("zoo entry 'bad-export'"), std::string::npos) << e;
