@@ -30,6 +30,16 @@ at::Tensor small_gram(const at::Tensor& x, bool* is_cols = nullptr);
 // else S's eigen-decomposition with the cut (numpy's pinv on a PSD matrix).
 // B is given as its factor: B = Bf^T Bf (Bf r x D, r small: the H-scores' class means).
 double trace_pinv_product(const at::Tensor& s, const at::Tensor& bf, double rcond);
+// The eigenvalues of a symmetric S (ascending) and the projections of k
+// vectors, the rows of B (k x n), on its eigenvectors: projected = B V (k x
+// n), column j for eigenvalue j. V itself is never formed: Householder
+// tridiagonalisation, the reflectors applied to B's k rows, and the
+// tridiagonal matrix's eigenvectors by MRRR, where an eigh computes all of V
+// (the back-transformation, 2 n^3 flops) for k small (LogME: the classes).
+struct EigenProjection {
+  at::Tensor values, projected;
+};
+EigenProjection eigh_project(const at::Tensor& s, const at::Tensor& b);
 // log det of a symmetric positive definite matrix, by Cholesky.
 double logdet_spd(const at::Tensor& a);
 // Covariance of the rows, 1/(N - ddof).

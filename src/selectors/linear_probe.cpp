@@ -17,6 +17,7 @@
 #include <map>
 
 #include "linalg.h"
+#include "softmax_kernel.h"
 #include "zoobench/random.h"
 #include "zoobench/selector.h"
 
@@ -51,39 +52,53 @@ ZB_VECTOR_CLONES void axpy(double a, const Vec& x, Vec& y) {
 }
 
 // Mean cross-entropy + kL2/2 ||W||^2 and its gradient; theta = [W; b] as a
-// (D+1) x C row-major vector. The two GEMMs (N x (D+1) by (D+1) x C, and
-// back) are float32: the (D+1) x C side is small, so they stream the
-// N x (D+1) features, and float32 halves that traffic and the packing.
-// Everything the optimiser sees is double: the softmax, the loss, the
-// gradient's sum, the L2 term and L-BFGS itself. Against the all-double form
-// the score moved by 0.001 (0.4468 -> 0.4458 on bench_selectors' cell at
-// N = 5,000), the spread that stopping at 100 iterations already leaves
-// between any two implementations (scikit-learn's included). The rest are
-// plain loops (the optimiser's vectors are small, where per-op dispatch
-// would dominate).
+// (D+1) x C row-major vector. The products with the N x (D+1) features are
+// float32, in one fused pass over the rows (softmax_kernel.h): logits,
+// softmax and the gradient's sum for a block of rows while it is in cache.
+// Everything the optimiser sees is double: the softmax, the loss, the sums of
+// the row blocks' gradients, the L2 term and L-BFGS itself. Against the
+// all-double form the score moved by 0.001 (0.4468 -> 0.4458 on
+// bench_selectors' cell at N = 5,000), the spread that stopping at 100
+// iterations already leaves between any two implementations (scikit-learn's
+// included). The row blocks are fixed, and summed in order, so the result does
+// not depend on how many threads ran them.
 struct Objective {
-  at::Tensor x1;          // n x (D+1) float32, last column ones
+  static constexpr int64_t kTasks = 8;  // row blocks a fold's rows are cut into, whatever the thread count
+  at::Tensor x;  // rows (padded to 4) x stride float32, standardised, column D ones, padding zero
   std::vector<int64_t> y;
   int64_t rows, cols, classes;
+  int64_t stride = detail::round_up(cols, detail::kSoftmaxLanes);
+  int64_t classes_padded = detail::round_up(classes, detail::kSoftmaxBlock);
+  mutable std::vector<float> w, partial;  // the weights class by class; each row block's gradient
+  mutable std::vector<double> losses;
+
   double operator()(const Vec& theta, Vec& grad) const {
-    at::Tensor t = at::from_blob(const_cast<double*>(theta.data()), {cols, classes}, at::kDouble).to(at::kFloat);
-    at::Tensor z = at::mm(x1, t).to(at::kDouble);  // n x C logits -> probabilities minus one-hot
-    double* zp = z.data_ptr<double>();
+    const size_t block = static_cast<size_t>(classes_padded * stride);
+    const int64_t tasks = kTasks, per_task = detail::round_up((rows + kTasks - 1) / kTasks, detail::kSoftmaxBlock);
+    w.assign(block, 0.0f);
+    partial.assign(block * static_cast<size_t>(tasks), 0.0f);
+    losses.assign(static_cast<size_t>(tasks), 0.0);
+    for (int64_t d = 0; d < cols; ++d)
+      for (int64_t c = 0; c < classes; ++c)
+        w[static_cast<size_t>(c * stride + d)] = static_cast<float>(theta[static_cast<size_t>(d * classes + c)]);
+    const detail::SoftmaxProblem problem{x.data_ptr<float>(), rows, stride, y.data(), classes, classes_padded};
+    at::parallel_for(0, tasks, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t t = lo; t < hi; ++t)
+        losses[static_cast<size_t>(t)] =
+            detail::softmax_rows(problem, w.data(), t * per_task, (t + 1) * per_task,
+                                 partial.data() + static_cast<size_t>(t) * block);
+    });
     double loss = 0;
-    for (int64_t i = 0; i < rows; ++i) {
-      double* r = zp + i * classes;
-      const double m = *std::max_element(r, r + classes);
-      double sum = 0;
-      for (int64_t c = 0; c < classes; ++c) sum += (r[c] = std::exp(r[c] - m));
-      loss += std::log(sum) - std::log(r[y[static_cast<size_t>(i)]]);
-      for (int64_t c = 0; c < classes; ++c) r[c] /= sum;
-      r[y[static_cast<size_t>(i)]] -= 1;
+    std::fill(grad.begin(), grad.end(), 0.0);
+    for (int64_t t = 0; t < tasks; ++t) {
+      loss += losses[static_cast<size_t>(t)];
+      const float* g = partial.data() + static_cast<size_t>(t) * block;
+      for (int64_t d = 0; d < cols; ++d)
+        for (int64_t c = 0; c < classes; ++c) grad[static_cast<size_t>(d * classes + c)] += g[c * stride + d];
     }
     const double n = static_cast<double>(rows);
-    at::Tensor g = at::mm(x1.t(), z.to(at::kFloat)).to(at::kDouble).contiguous();
-    const double* gp = g.data_ptr<double>();
     double reg = 0;
-    for (size_t i = 0; i < grad.size(); ++i) grad[i] = gp[i] / n;
+    for (double& v : grad) v /= n;
     for (size_t i = 0; i < static_cast<size_t>((cols - 1) * classes); ++i) {  // the bias row is not penalised
       reg += theta[i] * theta[i];
       grad[i] += kL2 * theta[i];
@@ -156,9 +171,12 @@ double fold_accuracy(const at::Tensor& f, const at::Tensor& labels, int64_t clas
   sd = at::where(sd > 0, sd, at::ones_like(sd));
   auto prep = [&](const at::Tensor& x) { return at::cat({(x - mean) / sd, at::ones({x.size(0), 1}, at::kDouble)}, 1); };
   at::Tensor ytr = labels.index_select(0, at::tensor(train)), yte = labels.index_select(0, at::tensor(test));
-  Objective obj{prep(xtr).to(at::kFloat).contiguous(), {}, static_cast<int64_t>(train.size()), f.size(1) + 1, classes};
+  const auto rows = static_cast<int64_t>(train.size());
+  Objective obj{at::Tensor(), {}, rows, f.size(1) + 1, classes};
+  obj.x = at::zeros({detail::round_up(rows, detail::kSoftmaxBlock), obj.stride}, at::kFloat);
+  obj.x.narrow(0, 0, rows).narrow(1, 0, obj.cols).copy_(prep(xtr));
   auto ya = ytr.accessor<int64_t, 1>();
-  for (int64_t i = 0; i < ytr.size(0); ++i) obj.y.push_back(ya[i]);
+  for (int64_t i = 0; i < rows; ++i) obj.y.push_back(ya[i]);
   Vec theta = lbfgs(obj);
   at::Tensor t = at::from_blob(theta.data(), {obj.cols, classes}, at::kDouble);
   return at::mm(prep(xte), t).argmax(1).eq(yte).to(at::kDouble).mean().item<double>();

@@ -8,6 +8,7 @@
 #include <tuple>
 #include <vector>
 
+#include "selectors/softmax_kernel.h"
 #include "zoobench/error.h"
 #include "zoobench/reduce.h"
 #include "zoobench/selector.h"
@@ -121,6 +122,34 @@ TEST(LinearProbe, SeparableIsPerfectNoiseIsNot) {
   SelectorInputs noise = clusters(200, 10, 2, 0.0, 6);
   noise.labels = at::randint(2, {200}, g, at::kLong);
   EXPECT_LT(selector("linear_probe").score(noise), 0.7);
+}
+
+// The probe's fused pass against the same sums in double, on shapes that
+// need every kind of padding (rows, columns and classes not multiples of the
+// kernel's blocks) and split into row ranges as the probe splits them.
+TEST(LinearProbe, FusedSoftmaxPassIsTheDoubleSums) {
+  using namespace zoobench::detail;
+  const int64_t n = 23, d = 37, c = 7, stride = round_up(d, kSoftmaxLanes), cp = round_up(c, kSoftmaxBlock);
+  at::Generator g = at::detail::createCPUGenerator(3);
+  at::Tensor x = at::randn({n, d}, g, at::kDouble), w = at::randn({c, d}, g, at::kDouble) * 0.5;
+  at::Tensor y = at::randint(c, {n}, g, at::kLong);
+  at::Tensor xp = at::zeros({round_up(n, kSoftmaxBlock), stride}, at::kFloat), wp = at::zeros({cp, stride}, at::kFloat);
+  xp.narrow(0, 0, n).narrow(1, 0, d).copy_(x);
+  wp.narrow(0, 0, c).narrow(1, 0, d).copy_(w);
+  const SoftmaxProblem p{xp.data_ptr<float>(), n, stride, y.data_ptr<int64_t>(), c, cp};
+  at::Tensor grad = at::zeros({cp, stride}, at::kFloat);
+  const double loss = softmax_rows(p, wp.data_ptr<float>(), 0, 8, grad.data_ptr<float>()) +
+                      softmax_rows(p, wp.data_ptr<float>(), 8, 1000, grad.data_ptr<float>());
+  // The reference from the float-rounded inputs, so only the sums' rounding differs.
+  at::Tensor xr = xp.narrow(0, 0, n).narrow(1, 0, d).to(at::kDouble);
+  at::Tensor wr = wp.narrow(0, 0, c).narrow(1, 0, d).to(at::kDouble);
+  at::Tensor logp = at::log_softmax(at::mm(xr, wr.t()), 1);
+  const double expect = -logp.gather(1, y.unsqueeze(1)).sum().item<double>();
+  at::Tensor expect_grad = at::mm((logp.exp() - at::one_hot(y, c).to(at::kDouble)).t(), xr);
+  EXPECT_NEAR(loss, expect, 1e-5 * std::abs(expect));
+  EXPECT_LT((grad.narrow(0, 0, c).narrow(1, 0, d).to(at::kDouble) - expect_grad).abs().max().item<double>(), 1e-4);
+  EXPECT_EQ(grad.narrow(0, c, cp - c).abs().sum().item<float>(), 0.0f);  // padding classes get nothing
+  EXPECT_EQ(grad.narrow(1, d, stride - d).abs().sum().item<float>(), 0.0f);
 }
 
 TEST(ProbeScores, AProbeEqualToTheCandidateScoresOne) {
