@@ -1,7 +1,9 @@
 // Process-wide settings every zoobench program (the CLI, the benchmarks) applies first.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace zoobench {
 
@@ -36,5 +38,23 @@ std::string blas_core();
 // (/proc/self/status VmHWM), -1 where there is none.
 bool reset_peak_rss();
 int64_t peak_rss_bytes();
+
+// Large arrays written once and read a few times (a data set as floats, the
+// N x N Gram and the pair triangles of the RDM scores) fault their memory in
+// 4 KiB at a time on first touch, and on a virtual machine the faults cost
+// more than the work: PARC and RSA at N = 5,000 ran 3-4x faster with 2 MiB
+// pages (README, performance). The kernel gives those only to memory advised
+// so (transparent huge pages in "madvise" mode, Debian's default).
+// advise_huge_pages advises the whole 4 KiB pages of [p, p + bytes); below
+// 4 MiB it does nothing. alloc_huge returns 2 MiB-aligned, advised memory
+// (std::free it), or throws std::bad_alloc.
+void advise_huge_pages(void* p, size_t bytes);
+void* alloc_huge(size_t bytes);
+// v.reserve(n), advised before anything touches it.
+template <class T>
+void reserve_huge(std::vector<T>& v, size_t n) {
+  v.reserve(n);
+  advise_huge_pages(v.data(), v.capacity() * sizeof(T));
+}
 
 }  // namespace zoobench

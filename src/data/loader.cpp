@@ -3,14 +3,13 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
-#include <sys/mman.h>
-
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <numeric>
 
 #include "zoobench/error.h"
+#include "zoobench/process.h"
 
 namespace zoobench {
 namespace {
@@ -21,14 +20,9 @@ namespace {
 at::Tensor empty_huge(std::vector<int64_t> sizes) {
   int64_t numel = 1;
   for (auto s : sizes) numel *= s;
-  size_t bytes = static_cast<size_t>(std::max<int64_t>(numel, 1)) * sizeof(float);
-  constexpr size_t kHuge = size_t{2} << 20;
-  if (bytes < kHuge) return at::empty(sizes, at::kFloat);
-  size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
-  void* p = std::aligned_alloc(kHuge, rounded);
-  if (!p) throw std::bad_alloc();
-  madvise(p, rounded, MADV_HUGEPAGE);
-  return at::from_blob(p, sizes, [](void* q) { std::free(q); }, at::TensorOptions().dtype(at::kFloat));
+  const size_t bytes = static_cast<size_t>(std::max<int64_t>(numel, 1)) * sizeof(float);
+  if (bytes < (size_t{2} << 20)) return at::empty(sizes, at::kFloat);
+  return at::from_blob(alloc_huge(bytes), sizes, [](void* q) { std::free(q); }, at::TensorOptions().dtype(at::kFloat));
 }
 
 }  // namespace

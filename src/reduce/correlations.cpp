@@ -8,6 +8,7 @@
 #include <limits>
 #include <numeric>
 
+#include "zoobench/process.h"
 #include "zoobench/reduce.h"
 
 namespace zoobench {
@@ -44,7 +45,14 @@ inline uint32_t float_key(double x) { return sort_key(static_cast<float>(x)); }
 
 Sorted radix_sort(const std::vector<double>& v) {
   const size_t n = v.size();
-  Sorted s{v, std::vector<uint32_t>(n)}, t{std::vector<double>(n), std::vector<uint32_t>(n)};
+  Sorted s, t;
+  for (Sorted* x : {&s, &t}) {  // written once each pass: on huge pages (zoobench/process.h)
+    reserve_huge(x->value, n);
+    reserve_huge(x->position, n);
+    x->position.resize(n);
+  }
+  s.value.assign(v.begin(), v.end());
+  t.value.resize(n);
   std::iota(s.position.begin(), s.position.end(), 0u);
   constexpr int kBits = 11;
   constexpr size_t kBuckets = size_t{1} << kBits;
@@ -95,7 +103,9 @@ std::vector<double> average_ranks(const std::vector<double>& v) {
                      [&](uint32_t a, uint32_t b) { return sort_key(v[a]) < sort_key(v[b]); });
     for (uint32_t i : s.position) s.value.push_back(v[i]);
   }
-  std::vector<double> r(v.size());
+  std::vector<double> r;
+  reserve_huge(r, v.size());
+  r.resize(v.size());
   for (size_t i = 0; i < v.size();) {
     size_t j = i;
     while (j + 1 < v.size() && s.value[j + 1] == s.value[i]) ++j;

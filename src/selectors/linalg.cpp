@@ -4,9 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "zoobench/process.h"
 
 extern "C" {
 void dsytrd_(const char* uplo, const int* n, double* a, const int* lda, double* d, double* e, double* tau, double* work,
@@ -23,13 +27,23 @@ extern "C" void dsyrk_(const char* uplo, const char* trans, const int* n, const 
 namespace zoobench::detail {
 
 namespace {
+// An n x n matrix of zeros; a large one (the N x N Grams of the RDM scores) on
+// huge pages (zoobench/process.h).
+at::Tensor zeros_huge(int64_t n) {
+  const size_t bytes = static_cast<size_t>(n) * static_cast<size_t>(n) * sizeof(double);
+  if (bytes < (size_t{4} << 20)) return at::zeros({n, n}, at::kDouble);
+  void* p = alloc_huge(bytes);
+  std::memset(p, 0, bytes);
+  return at::from_blob(p, {n, n}, [](void* q) { std::free(q); }, at::TensorOptions().dtype(at::kDouble));
+}
+
 // dsyrk on a row-major N x D matrix, which BLAS sees as the column-major D x N
 // matrix A = X^T: trans 'N' gives A A^T = X^T X, trans 'T' gives A^T A = X X^T.
 at::Tensor syrk(const at::Tensor& x_in, bool cols, bool symmetrise = true) {
   at::Tensor x = x_in.to(at::kDouble).contiguous();
   const int n_rows = static_cast<int>(x.size(0)), d = static_cast<int>(x.size(1));
   const int n = cols ? d : n_rows, k = cols ? n_rows : d, lda = std::max(1, d);
-  at::Tensor c = at::zeros({n, n}, at::kDouble);
+  at::Tensor c = zeros_huge(n);
   if (n == 0) return c;
   if (k == 0) return c;
   const double one = 1.0, zero = 0.0;
@@ -53,7 +67,10 @@ std::vector<double> strict_lower(const at::Tensor& m, double a, double b) {
   at::Tensor c = m.contiguous();
   const int64_t n = c.size(0);
   const double* p = c.data_ptr<double>();
-  std::vector<double> out(static_cast<size_t>(n * (n - 1) / 2));
+  const auto pairs = static_cast<size_t>(n * (n - 1) / 2);
+  std::vector<double> out;
+  reserve_huge(out, pairs);
+  out.resize(pairs);
   size_t k = 0;
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < i; ++j) out[k++] = a + b * p[i * n + j];

@@ -5,6 +5,7 @@
 
 #include "linalg.h"
 #include "zoobench/error.h"
+#include "zoobench/process.h"
 #include "zoobench/reduce.h"
 #include "zoobench/selector.h"
 
@@ -29,7 +30,7 @@ class Parc : public Selector {
     const double across = static_cast<double>(in.classes) / static_cast<double>(in.classes - 1);
     auto la = in.labels.accessor<int64_t, 1>();
     std::vector<double> b;
-    b.reserve(a.size());
+    reserve_huge(b, a.size());
     for (int64_t i = 0; i < n; ++i)
       for (int64_t j = 0; j < i; ++j) b.push_back(la[i] == la[j] ? 0.0 : across);
     return 100.0 * spearman(a, b);

@@ -2,9 +2,12 @@
 
 #include <dlfcn.h>
 #include <malloc.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <new>
 #include <fstream>
 #include <string>
 
@@ -56,6 +59,24 @@ int64_t peak_rss_bytes() {
   for (std::string line; std::getline(f, line);)
     if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // "VmHWM:   123456 kB"
   return -1;
+}
+
+void advise_huge_pages(void* p, size_t bytes) {
+  constexpr size_t kPage = 4096, kWorthIt = size_t{4} << 20;
+  if (!p || bytes < kWorthIt) return;
+  const auto begin = (reinterpret_cast<uintptr_t>(p) + kPage - 1) / kPage * kPage;
+  const auto end = (reinterpret_cast<uintptr_t>(p) + bytes) / kPage * kPage;
+  // Advice only: where the kernel has no huge pages to give, the pages are the usual ones.
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+}
+
+void* alloc_huge(size_t bytes) {
+  constexpr size_t kHuge = size_t{2} << 20;
+  const size_t rounded = (std::max<size_t>(bytes, 1) + kHuge - 1) / kHuge * kHuge;
+  void* p = std::aligned_alloc(kHuge, rounded);
+  if (!p) throw std::bad_alloc();
+  advise_huge_pages(p, rounded);
+  return p;
 }
 
 }  // namespace zoobench
