@@ -42,7 +42,7 @@ int64_t peak_rss_bytes();
 // Large arrays written once and read a few times (a data set as floats, the
 // N x N Gram and the pair triangles of the RDM scores) fault their memory in
 // 4 KiB at a time on first touch, and on a virtual machine the faults cost
-// more than the work: PARC and RSA at N = 5,000 ran 3-4x faster with 2 MiB
+// more than the work: PARC and RSA at N = 5,000 ran 3-5x faster with 2 MiB
 // pages (README, performance). The kernel gives those only to memory advised
 // so (transparent huge pages in "madvise" mode, Debian's default).
 // advise_huge_pages advises the whole 4 KiB pages of [p, p + bytes); below
