@@ -46,7 +46,7 @@ int64_t peak_rss_bytes();
 // pages (README, performance). The kernel gives those only to memory advised
 // so (transparent huge pages in "madvise" mode, Debian's default).
 // advise_huge_pages advises the whole 4 KiB pages of [p, p + bytes); below
-// 4 MiB it does nothing. alloc_huge returns 2 MiB-aligned, advised memory
+// 2 MiB (one huge page) it does nothing. alloc_huge returns 2 MiB-aligned, advised memory
 // (std::free it), or throws std::bad_alloc.
 void advise_huge_pages(void* p, size_t bytes);
 void* alloc_huge(size_t bytes);

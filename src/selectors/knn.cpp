@@ -58,10 +58,8 @@ class Knn : public Selector {
         });
       }
     }
-    std::vector<int64_t> hit(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) hit[static_cast<size_t>(i)] = label[static_cast<size_t>(i)] == lab[i];
     int64_t correct = 0;
-    for (int64_t h : hit) correct += h;
+    for (int64_t i = 0; i < n; ++i) correct += label[static_cast<size_t>(i)] == lab[i];
     return static_cast<double>(correct) / static_cast<double>(n);
   }
 };

@@ -17,9 +17,9 @@ void dsytrd_(const char* uplo, const int* n, double* a, const int* lda, double* 
              const int* lwork, int* info);
 void dormtr_(const char* side, const char* uplo, const char* trans, const int* m, const int* n, const double* a,
              const int* lda, const double* tau, double* c, const int* ldc, double* work, const int* lwork, int* info);
-void dstevr_(const char* jobz, const char* range, const int* n, double* d, double* e, const double* vl, const double* vu,
-             const int* il, const int* iu, const double* abstol, int* m, double* w, double* z, const int* ldz,
-             int* isuppz, double* work, const int* lwork, int* iwork, const int* liwork, int* info);
+void dstevr_(const char* jobz, const char* range, const int* n, double* d, double* e, const double* vl,
+             const double* vu, const int* il, const int* iu, const double* abstol, int* m, double* w, double* z,
+             const int* ldz, int* isuppz, double* work, const int* lwork, int* iwork, const int* liwork, int* info);
 }
 extern "C" void dsyrk_(const char* uplo, const char* trans, const int* n, const int* k, const double* alpha,
                        const double* a, const int* lda, const double* beta, double* c, const int* ldc);
@@ -235,49 +235,46 @@ EigenProjection eigh_project(const at::Tensor& s, const at::Tensor& b) {
   const int n = static_cast<int>(s.size(0)), k = static_cast<int>(b.size(0));
   EigenProjection out{at::empty({n}, at::kDouble), at::empty({k, n}, at::kDouble)};
   if (n == 0) return out;
-  auto check = [](const char* routine, int info) {
-    if (info != 0) throw std::runtime_error(std::string("LAPACK ") + routine + " failed, info " + std::to_string(info));
-  };
   // Row-major and column-major agree for a symmetric matrix; b's rows are the
   // columns of a column-major n x k matrix.
   at::Tensor a = s.to(at::kDouble).contiguous().clone(), c = b.to(at::kDouble).contiguous().clone();
   std::vector<double> diag(static_cast<size_t>(n)), off(static_cast<size_t>(n)), tau(static_cast<size_t>(n));
   std::vector<double> work(1);
-  int lwork = -1, info = 0;
-  auto sized = [&](double query) {
-    lwork = std::max(1, static_cast<int>(query));
+  std::vector<int> iwork(1);
+  int lwork = 0, liwork = 0, info = 0;
+  // LAPACK's convention: a first call with lwork = -1 only reports the
+  // workspace it needs; the second does the work.
+  auto run = [&](const char* routine, auto&& call) {
+    lwork = liwork = -1;
+    call();
+    lwork = std::max(1, static_cast<int>(work[0]));
+    liwork = std::max(1, iwork[0]);
     work.resize(static_cast<size_t>(lwork));
+    iwork.resize(static_cast<size_t>(liwork));
+    call();
+    if (info != 0) throw std::runtime_error(std::string("LAPACK ") + routine + " failed, info " + std::to_string(info));
   };
   // A = Q T Q^T, Q as Householder reflectors in a and tau.
-  dsytrd_("L", &n, a.data_ptr<double>(), &n, diag.data(), off.data(), tau.data(), work.data(), &lwork, &info);
-  sized(work[0]);
-  dsytrd_("L", &n, a.data_ptr<double>(), &n, diag.data(), off.data(), tau.data(), work.data(), &lwork, &info);
-  check("dsytrd", info);
-  if (k > 0) {  // Q^T B, the reflectors applied to k vectors rather than to n
-    lwork = -1;
-    dormtr_("L", "L", "T", &n, &k, a.data_ptr<double>(), &n, tau.data(), c.data_ptr<double>(), &n, work.data(), &lwork,
-            &info);
-    sized(work[0]);
-    dormtr_("L", "L", "T", &n, &k, a.data_ptr<double>(), &n, tau.data(), c.data_ptr<double>(), &n, work.data(), &lwork,
-            &info);
-    check("dormtr", info);
-  }
+  run("dsytrd", [&] {
+    dsytrd_("L", &n, a.data_ptr<double>(), &n, diag.data(), off.data(), tau.data(), work.data(), &lwork, &info);
+  });
+  if (k > 0)  // Q^T B, the reflectors applied to k vectors rather than to n
+    run("dormtr", [&] {
+      dormtr_("L", "L", "T", &n, &k, a.data_ptr<double>(), &n, tau.data(), c.data_ptr<double>(), &n, work.data(),
+              &lwork, &info);
+    });
   // T = Z diag(w) Z^T by relatively robust representations (O(n^2) for all
   // the eigenvectors); Z column-major is z^T row-major.
   at::Tensor zt = at::empty({n, n}, at::kDouble);
-  std::vector<int> isuppz(2 * static_cast<size_t>(n)), iwork(1);
+  std::vector<int> isuppz(2 * static_cast<size_t>(n));
   const double none = 0.0;
   const int ione = 1;
-  int found = 0, liwork = -1;
-  lwork = -1;
-  dstevr_("V", "A", &n, diag.data(), off.data(), &none, &none, &ione, &n, &none, &found, out.values.data_ptr<double>(),
-          zt.data_ptr<double>(), &n, isuppz.data(), work.data(), &lwork, iwork.data(), &liwork, &info);
-  sized(work[0]);
-  liwork = std::max(1, iwork[0]);
-  iwork.resize(static_cast<size_t>(liwork));
-  dstevr_("V", "A", &n, diag.data(), off.data(), &none, &none, &ione, &n, &none, &found, out.values.data_ptr<double>(),
-          zt.data_ptr<double>(), &n, isuppz.data(), work.data(), &lwork, iwork.data(), &liwork, &info);
-  check("dstevr", info);
+  int found = 0;
+  run("dstevr", [&] {
+    dstevr_("V", "A", &n, diag.data(), off.data(), &none, &none, &ione, &n, &none, &found,
+            out.values.data_ptr<double>(), zt.data_ptr<double>(), &n, isuppz.data(), work.data(), &lwork, iwork.data(),
+            &liwork, &info);
+  });
   if (k > 0) out.projected = at::mm(c, zt.t());  // (Q^T B)^T Z = (V^T B)^T
   return out;
 }

@@ -33,8 +33,7 @@ using Vec = std::vector<double>;
 // L-BFGS's own loops (some 40 passes over the D x C parameters an iteration)
 // had been 15 % of the probe (perf): a dot product was one chain of dependent
 // additions, which the compiler may not reorder, on SSE2. Eight running sums
-// instead, and clones for the wider vector units, chosen at load time.
-#define ZB_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+// instead, and clones for the wider vector units (ZB_VECTOR_CLONES).
 
 ZB_VECTOR_CLONES double dot(const Vec& a, const Vec& b) {
   double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};

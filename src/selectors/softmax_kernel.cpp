@@ -51,9 +51,7 @@ ZB_INLINE void logits_tile(const float* x, const float* w, int64_t stride, int64
 }
 }  // namespace
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) double softmax_rows(const SoftmaxProblem& p,
-                                                                                 const float* w, int64_t lo, int64_t hi,
-                                                                                 float* grad) {
+ZB_VECTOR_CLONES double softmax_rows(const SoftmaxProblem& p, const float* w, int64_t lo, int64_t hi, float* grad) {
   const int64_t stride = p.stride, chunks = stride / kSoftmaxLanes, classes = p.classes, cp = p.classes_padded;
   hi = std::min(hi, p.rows);
   std::vector<float> z(static_cast<size_t>(kSoftmaxBlock * cp));  // logits, then residuals, of the block's rows

@@ -62,7 +62,7 @@ int64_t peak_rss_bytes() {
 }
 
 void advise_huge_pages(void* p, size_t bytes) {
-  constexpr size_t kPage = 4096, kWorthIt = size_t{4} << 20;
+  constexpr size_t kPage = 4096, kWorthIt = size_t{2} << 20;  // one huge page
   if (!p || bytes < kWorthIt) return;
   const auto begin = (reinterpret_cast<uintptr_t>(p) + kPage - 1) / kPage * kPage;
   const auto end = (reinterpret_cast<uintptr_t>(p) + bytes) / kPage * kPage;
