@@ -17,7 +17,9 @@
 # both sides run with GLIBC_TUNABLES raising glibc's mmap and trim
 # thresholds, so freed tensors stay in the heap instead of being unmapped and
 # faulted in again: on this VM page faults otherwise dominate, e.g. resnet8
-# w8 training ~3x and extraction ~7x slower, for C++ and Python alike).
+# w8 training ~3x and extraction ~7x slower, for C++ and Python alike),
+# MODULES (default 1: also run bench_finetune with ZOOBENCH_LANE_CONV=0, its
+# training on libtorch's own convolutions, as a third column).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,6 +27,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=${BENCH:-$REPO/build-bench/bench/bench_finetune}
 PYTHON=${PYTHON:-/usr/bin/python3}
 THREADS=${THREADS:-1 2}
+MODULES=${MODULES:-1}
 REPEATS=${REPEATS:-3}
 N=${N:-512}
 BATCH=${BATCH:-32}
@@ -50,6 +53,9 @@ while [ $# -gt 0 ]; do
     for r in $(seq 1 "$REPEATS"); do
       echo "  $arch w$width threads $t: repeat $r/$REPEATS" >&2
       "$BENCH" "${flags[@]}" | tail -1 >> "$LINES"
+      if [ "$MODULES" = 1 ]; then
+        ZOOBENCH_LANE_CONV=0 "$BENCH" "${flags[@]}" | tail -1 | sed 's/"zoobench-cpp"/"zoobench-modules"/' >> "$LINES"
+      fi
       "$PYTHON" "$REPO/bench/python/finetune_baseline.py" "${flags[@]}" | tail -1 >> "$LINES"
     done
   done
@@ -70,16 +76,21 @@ r0 = runs[0]
 print(f"n = {r0['n']}, batch {r0['batch']}, extract batch {r0['extract_batch']}, {r0['epochs']} timed epochs, "
       f"channels {r0['channels']}, classes {r0['classes']}; medians; ratio = C++ / Python")
 print(f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset: glibc malloc defaults)')}")
+modules = any(r["impl"] == "zoobench-modules" for r in runs)
 print(f"{'arch':9} {'width':>5} {'threads':>7} | {'train C++':>10} {'Python':>10} {'ratio':>6} | "
-      f"{'extract C++':>11} {'Python':>10} {'ratio':>6} | runs")
+      + (f"{'C++, libtorch convs':>19} {'ratio':>6} | " if modules else "")
+      + f"{'extract C++':>11} {'Python':>10} {'ratio':>6} | runs")
 table = []
 for k in keys:
     (tc, nc), (tp, npy) = med("zoobench-cpp", k, "train_images_per_s"), med("pytorch-python", k, "train_images_per_s")
     (ec, _), (ep, _) = med("zoobench-cpp", k, "extract_images_per_s"), med("pytorch-python", k, "extract_images_per_s")
-    print(f"{k[0]:9} {k[1]:>5} {k[2]:>7} | {tc:>10.1f} {tp:>10.1f} {tc / tp:>6.2f} | {ec:>11.1f} {ep:>10.1f} "
-          f"{ec / ep:>6.2f} | {nc}+{npy}")
+    tm = med("zoobench-modules", k, "train_images_per_s")[0] if modules else None
+    print(f"{k[0]:9} {k[1]:>5} {k[2]:>7} | {tc:>10.1f} {tp:>10.1f} {tc / tp:>6.2f} | "
+          + (f"{tm:>19.1f} {tm / tp:>6.2f} | " if modules else "")
+          + f"{ec:>11.1f} {ep:>10.1f} {ec / ep:>6.2f} | {nc}+{npy}")
     table.append(dict(arch=k[0], width=k[1], threads=k[2], train_cpp=tc, train_python=tp, train_ratio=tc / tp,
-                      extract_cpp=ec, extract_python=ep, extract_ratio=ec / ep, repeats=nc))
+                      train_cpp_libtorch_convs=tm, extract_cpp=ec, extract_python=ep, extract_ratio=ec / ep,
+                      repeats=nc))
 print(json.dumps({"bench": "finetune_side_by_side", "images_per_s": "median",
                   "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""), "rows": table}))
 EOF

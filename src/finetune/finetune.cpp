@@ -63,6 +63,8 @@ std::unique_ptr<FineTunable> finetune_train(Model& model, const at::Tensor& xtr,
                                                .momentum(cfg.momentum)
                                                .nesterov(cfg.momentum > 0)
                                                .weight_decay(cfg.weight_decay));
+  const at::Tensor images = xtr.to(at::kFloat).contiguous();
+  at::Tensor x;  // the batch, assembled in place each step
   for (int e = 0; e < epochs; ++e) {
     const double factor = lr_factor(cfg, epochs, e);
     for (auto& g : opt.param_groups()) static_cast<torch::optim::SGDOptions&>(g.options()).lr(lr * factor);
@@ -74,7 +76,7 @@ std::unique_ptr<FineTunable> finetune_train(Model& model, const at::Tensor& xtr,
       at::Tensor idx = perm.narrow(0, lo, b);
       // Every rank draws the whole batch's augmentation from the same stream,
       // so the group's slices are exactly the batch one rank would draw.
-      at::Tensor x = augment(xtr.index_select(0, idx), cfg.crop_padding, flip, gen);
+      assemble_batch(x, images, idx, cfg.crop_padding, flip, gen);
       at::Tensor y = ytr.index_select(0, idx);
       opt.zero_grad();
       if (!parallel) {

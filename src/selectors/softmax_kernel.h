@@ -9,6 +9,8 @@
 #pragma once
 #include <cstdint>
 
+#include "zoobench/simd.h"
+
 namespace zoobench::detail {
 
 // Widths the kernel works in: a row's columns in vectors of 16 floats, rows in
@@ -16,10 +18,6 @@ namespace zoobench::detail {
 inline constexpr int64_t kSoftmaxLanes = 16;
 inline constexpr int64_t kSoftmaxBlock = 4;
 inline constexpr int64_t round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
-
-// A function compiled three times, for AVX-512, AVX2 and the baseline, the
-// copy for the CPU chosen when the program loads.
-#define ZB_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 // x: rows_padded x stride floats, row-major (stride a multiple of 16,
 // rows_padded of 4; padding zero). w: classes_padded x stride floats, the

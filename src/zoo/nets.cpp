@@ -40,9 +40,9 @@ torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x, torch::Tensor* con
     // Tracing for gradients w.r.t. conv2's output: nothing before it needs a graph.
     std::optional<torch::NoGradGuard> no_graph;
     if (conv2_out) no_graph.emplace();
-    h = torch::relu(bn1(conv1(x)));
-    c = conv2(h);
-    skip = down ? down_bn(down(x)) : x;
+    h = torch::relu(bn1(train_conv(conv1, x)));
+    c = train_conv(conv2, h);
+    skip = down ? down_bn(train_conv(down, x)) : x;
   }
   if (conv2_out) *conv2_out = c = c.detach().requires_grad_(true);
   if (conv2_in) *conv2_in = h;
@@ -109,9 +109,9 @@ torch::Tensor NetImpl::features(const torch::Tensor& x, torch::Tensor* last_in, 
 torch::Tensor NetImpl::trunk(const torch::Tensor& x) {
   torch::Tensor h = x;
   if (spec.arch == "cnn") {
-    for (size_t k = 0; k + 1 < convs.size(); ++k) h = torch::max_pool2d(torch::relu(conv_bns[k](convs[k](h))), 2);
+    for (size_t k = 0; k + 1 < convs.size(); ++k) h = torch::max_pool2d(torch::relu(conv_bns[k](train_conv(convs[k], h))), 2);
   } else {
-    h = torch::relu(stem_bn(stem(x)));
+    h = torch::relu(stem_bn(train_conv(stem, x)));
     for (size_t b = 0; b + 1 < blocks.size(); ++b) h = blocks[b]->forward(h);
   }
   return h;
@@ -124,7 +124,7 @@ torch::Tensor NetImpl::tail(const torch::Tensor& h, torch::Tensor* last_in, torc
     {
       std::optional<torch::NoGradGuard> no_graph;
       if (last_out) no_graph.emplace();
-      c = convs.back()(h);
+      c = train_conv(convs.back(), h);
     }
     if (last_in) *last_in = h;
     if (last_out) *last_out = c = c.detach().requires_grad_(true);

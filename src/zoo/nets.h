@@ -20,6 +20,20 @@ namespace zoobench::zoo {
 // the whole batch. Updates the running statistics like BatchNorm2d.
 torch::Tensor sync_batch_norm(const torch::Tensor& x, torch::nn::BatchNorm2d& bn, comm::Collective& group);
 
+// A k x k convolution (k = 1 or 3; padding k / 2 for k = 3, 0 for k = 1; no
+// bias) with zoobench's lane-major kernels (lane_conv.h), differentiable in x
+// and weight: what torch::conv2d computes, to float rounding. x: N x C x H x W
+// float32 on the CPU.
+torch::Tensor lane_conv2d(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride);
+// A layer's convolution in training: the lane kernels where they apply and
+// are the faster (a CPU float32 input, 1 x 1 or 3 x 3 with zero padding, no
+// bias, at most kLaneConvMaxIn channels in and kLaneConvMaxOut out), the
+// module (oneDNN) otherwise. The bounds are where the lane kernels' forward
+// and backward pass together beat oneDNN's on a batch of 32 (README,
+// Performance). ZOOBENCH_LANE_CONV=0 in the environment turns them off.
+inline constexpr int64_t kLaneConvMaxIn = 4, kLaneConvMaxOut = 8;
+torch::Tensor train_conv(torch::nn::Conv2d& conv, const torch::Tensor& x);
+
 struct DomainBNImpl : torch::nn::Module {
   DomainBNImpl(int64_t channels, int64_t domains);
   torch::Tensor forward(const torch::Tensor& x);

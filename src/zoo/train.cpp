@@ -142,6 +142,7 @@ ZooJobResult train_one(const ModelSpec& spec, const Config& c, const fs::path& d
   // Multi-BN trains on one domain per batch; the others pool their images.
   std::vector<at::Tensor> bx = multi ? xs : std::vector<at::Tensor>{all};
   std::vector<at::Tensor> by = multi ? ys : std::vector<at::Tensor>{at::cat(ys)};
+  for (auto& x : bx) x = x.to(at::kFloat).contiguous();  // what assemble_batch reads
   std::vector<bool> flips;
   for (size_t k = 0; k < bx.size(); ++k) flips.push_back(multi || domains.size() == 1 ? domains[k].flip : false);
 
@@ -157,6 +158,7 @@ ZooJobResult train_one(const ModelSpec& spec, const Config& c, const fs::path& d
   const int64_t total_steps = steps_per_epoch * epochs;
   Progress progress("zoo " + spec.name, static_cast<size_t>(epochs), quiet);
   int64_t step = 0;
+  at::Tensor x;  // the batch, reused
   for (int e = 0; e < epochs; ++e) {
     net->train();
     std::vector<at::Tensor> perms;
@@ -170,7 +172,7 @@ ZooJobResult train_one(const ModelSpec& spec, const Config& c, const fs::path& d
       int64_t lo = b * t.batch_size, n = std::min<int64_t>(t.batch_size, bx[k].size(0) - lo);
       at::Tensor idx = perms[k].narrow(0, lo, n);
       if (multi) net->set_domain(static_cast<int64_t>(k));
-      at::Tensor x = augment(bx[k].index_select(0, idx), 2, flips[k], gen);
+      assemble_batch(x, bx[k], idx, 2, flips[k], gen);
       double lr = t.lr * 0.5 * (1 + std::cos(M_PI * static_cast<double>(step++) / static_cast<double>(total_steps)));
       for (auto& g : opt.param_groups()) static_cast<torch::optim::SGDOptions&>(g.options()).lr(lr);
       opt.zero_grad();

@@ -120,7 +120,10 @@ class Grid(unittest.TestCase):
                 for col in ("model", "task", "shot", "seed", "selector", "lr", "value", "test_acc", "val_acc",
                             "train_acc", "oracle_test_acc", "chosen", "rho"):
                     if col in a:
-                        self.assertTrue(np.array_equal(a[col], b[col]), f"{n} ranks: /{name}/{col} differs")
+                        # NaN where a task's fine-tuned accuracies tie across the zoo: rho is undefined there.
+                        nan_ok = a[col].dtype.kind == "f"
+                        self.assertTrue(np.array_equal(a[col], b[col], equal_nan=nan_ok),
+                                        f"{n} ranks: /{name}/{col} differs")
             for key in ("features/generic/opencv-digits/features", "features/mnist-cnn/optdigits-3way/grad_sketch"):
                 self.assertTrue(np.array_equal(ref[key][:], f[key][:]), key)
 

@@ -1,9 +1,11 @@
 #include <gtest/gtest.h>
+#include <set>
 #include <torch/torch.h>
 
 #include "../common.h"
 #include "zoo/model_parts.h"
 #include "zoo/nets.h"
+#include "zoobench/augment.h"
 #include "zoobench/error.h"
 #include "zoobench/extract.h"
 #include "zoobench/h5.h"
@@ -307,4 +309,100 @@ TEST(Extract, DeterministicAndSampled) {
   EXPECT_GT(a.seconds_features, 0.0);
   EXPECT_GT(a.seconds_sketch, a.seconds_features);
   EXPECT_EQ(plain.seconds_sketch, 0.0);
+}
+
+TEST(Augment, AssembledBatchIsTheStackedOne) {
+  torch::manual_seed(3);
+  for (int64_t c : {1, 3})
+    for (int pad : {0, 2, 5})
+      for (bool flip : {false, true}) {
+        SCOPED_TRACE("c " + std::to_string(c) + " pad " + std::to_string(pad) + " flip " + std::to_string(flip));
+        at::Tensor images = torch::rand({10, c, 6, 9});  // H != W: a swapped axis would show
+        at::Tensor idx = torch::tensor({3, 0, 7, 7, 9, 2, 5, 1}, at::kLong);
+        at::Generator g1 = at::detail::createCPUGenerator(11), g2 = at::detail::createCPUGenerator(11);
+        at::Tensor out;
+        for (int64_t b : {8, 5}) {  // a ragged last batch reuses the storage
+          at::Tensor rows = idx.narrow(0, 0, b);
+          at::Tensor want = augment(images.index_select(0, rows), pad, flip, g1);
+          const void* before = out.defined() ? out.data_ptr() : nullptr;
+          assemble_batch(out, images, rows, pad, flip, g2);
+          EXPECT_TRUE(at::equal(out, want));
+          if (before) EXPECT_EQ(out.data_ptr(), before);
+        }
+        // Both drew the same numbers: the next draws agree.
+        EXPECT_TRUE(at::equal(at::randint(0, 1000, {4}, g1, at::kLong), at::randint(0, 1000, {4}, g2, at::kLong)));
+      }
+  at::Tensor out;
+  at::Generator g = at::detail::createCPUGenerator(1);
+  EXPECT_THROW(assemble_batch(out, torch::rand({4, 1, 6, 6}).to(at::kDouble), torch::tensor({0}), 2, false, g),
+               std::invalid_argument);
+}
+
+TEST(LaneConv, IsTorchsConvolutionWithItsGradients) {
+  struct Case {
+    int64_t n, cin, cout, k, stride, h, w;
+    bool input_grad;
+  };
+  // Full and ragged lane blocks, 1 x 1 and 3 x 3, strides 1 and 2, odd and
+  // non-square images, channel counts off the block of 4, a stem (no dL/dx).
+  for (const Case& c : {Case{32, 4, 8, 3, 2, 32, 32, true}, Case{5, 3, 6, 3, 1, 9, 7, true},
+                        Case{17, 8, 16, 1, 2, 8, 8, true}, Case{20, 1, 4, 3, 1, 12, 12, false},
+                        Case{16, 6, 5, 3, 2, 11, 10, true}}) {
+    SCOPED_TRACE("n " + std::to_string(c.n) + " cin " + std::to_string(c.cin) + " cout " + std::to_string(c.cout) +
+                 " k " + std::to_string(c.k) + " stride " + std::to_string(c.stride));
+    torch::manual_seed(c.n);
+    at::Tensor x = torch::randn({c.n, c.cin, c.h, c.w}).requires_grad_(c.input_grad);
+    at::Tensor w = torch::randn({c.cout, c.cin, c.k, c.k}).requires_grad_(true);
+    at::Tensor x2 = x.detach().clone().requires_grad_(c.input_grad), w2 = w.detach().clone().requires_grad_(true);
+    at::Tensor y = zoo::lane_conv2d(x, w, c.stride);
+    at::Tensor want = torch::conv2d(x2, w2, {}, c.stride, c.k / 2);
+    ASSERT_EQ(y.sizes(), want.sizes());
+    EXPECT_TRUE(at::allclose(y, want, 1e-4, 1e-4)) << (y - want).abs().max().item<double>();
+    at::Tensor g = torch::randn_like(want);
+    y.backward(g);
+    want.backward(g);
+    EXPECT_TRUE(at::allclose(w.grad(), w2.grad(), 1e-4, 1e-3)) << (w.grad() - w2.grad()).abs().max().item<double>();
+    if (c.input_grad)
+      EXPECT_TRUE(at::allclose(x.grad(), x2.grad(), 1e-4, 1e-4)) << (x.grad() - x2.grad()).abs().max().item<double>();
+  }
+}
+
+// Whether the autograd graph behind `out` has a node whose name contains `part`.
+bool graph_has(const at::Tensor& out, const std::string& part) {
+  std::vector<torch::autograd::Node*> todo{out.grad_fn().get()};
+  std::set<torch::autograd::Node*> seen;
+  while (!todo.empty()) {
+    torch::autograd::Node* f = todo.back();
+    todo.pop_back();
+    if (!f || !seen.insert(f).second) continue;
+    if (f->name().find(part) != std::string::npos) return true;
+    for (const auto& e : f->next_edges()) todo.push_back(e.function.get());
+  }
+  return false;
+}
+
+TEST(LaneConv, TrainingUsesItAndEvaluationDoesNot) {
+  torch::manual_seed(2);
+  zoo::Net net(zoo::NetSpec{"resnet8", 4, 1, {10}});
+  at::Tensor x = torch::randn({6, 1, 32, 32});
+  net->train();
+  at::Tensor lane = net->forward(x);
+  EXPECT_TRUE(graph_has(lane, "LaneConv"));
+  lane.sum().backward();
+  at::Tensor g_lane = net->stem->weight.grad().clone();
+  net->zero_grad();
+  // The same step through the modules' own kernels: what train_conv replaced.
+  at::Tensor h = torch::relu(net->stem_bn(net->stem->forward(x)));
+  for (auto& b : net->blocks) {
+    at::Tensor c1 = torch::relu(b->bn1(b->conv1->forward(h)));
+    at::Tensor skip = b->down ? b->down_bn(b->down->forward(h)) : h;
+    h = torch::relu(b->bn2(b->conv2->forward(c1)) + skip);
+  }
+  at::Tensor ref = net->heads[0]->forward(torch::adaptive_avg_pool2d(h, {1, 1}).flatten(1));
+  EXPECT_FALSE(graph_has(ref, "LaneConv"));
+  ref.sum().backward();
+  EXPECT_TRUE(at::allclose(lane, ref, 1e-4, 1e-4));
+  EXPECT_TRUE(at::allclose(g_lane, net->stem->weight.grad(), 1e-3, 1e-3));
+  net->eval();  // evaluation and extraction keep the modules' kernels
+  EXPECT_FALSE(graph_has(net->forward(x), "LaneConv"));
 }
