@@ -8,7 +8,8 @@
 # bench_finetune, then one of bench/python/finetune_baseline.py, each with
 # --repeats 1 (its own warm-up epoch / pass first), the same flags and a JSON
 # line. The table shows the medians over the repeats; ratio = C++ / Python
-# (> 1: zoobench is faster).
+# (> 1: zoobench is faster), and for training also the ratio of each C++ run
+# to the Python run next to it in time: their median, least and greatest.
 #
 # Environment: BENCH (default build-bench/bench/bench_finetune), PYTHON
 # (default /usr/bin/python3), THREADS (default "1 2"), REPEATS (default 3),
@@ -77,7 +78,15 @@ print(f"n = {r0['n']}, batch {r0['batch']}, extract batch {r0['extract_batch']},
       f"channels {r0['channels']}, classes {r0['classes']}; medians; ratio = C++ / Python")
 print(f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset: glibc malloc defaults)')}")
 modules = any(r["impl"] == "zoobench-modules" for r in runs)
-print(f"{'arch':9} {'width':>5} {'threads':>7} | {'train C++':>10} {'Python':>10} {'ratio':>6} | "
+def pair_ratios(k, field):
+    # The i-th C++ run against the i-th Python run, its neighbour in time:
+    # on a shared machine the load drifts between repeats, and a ratio of
+    # neighbours drifts less than a ratio of medians.
+    c = [r[field] for r in runs if r["impl"] == "zoobench-cpp" and (r["arch"], r["width"], r["threads"]) == k]
+    p = [r[field] for r in runs if r["impl"] == "pytorch-python" and (r["arch"], r["width"], r["threads"]) == k]
+    return sorted(a / b for a, b in zip(c, p))
+print(f"{'arch':9} {'width':>5} {'threads':>7} | {'train C++':>10} {'Python':>10} {'ratio':>6} "
+      + f"{'pairs: median [min-max]':>24} | "
       + (f"{'C++, libtorch convs':>19} {'ratio':>6} | " if modules else "")
       + f"{'extract C++':>11} {'Python':>10} {'ratio':>6} | runs")
 table = []
@@ -85,11 +94,13 @@ for k in keys:
     (tc, nc), (tp, npy) = med("zoobench-cpp", k, "train_images_per_s"), med("pytorch-python", k, "train_images_per_s")
     (ec, _), (ep, _) = med("zoobench-cpp", k, "extract_images_per_s"), med("pytorch-python", k, "extract_images_per_s")
     tm = med("zoobench-modules", k, "train_images_per_s")[0] if modules else None
-    print(f"{k[0]:9} {k[1]:>5} {k[2]:>7} | {tc:>10.1f} {tp:>10.1f} {tc / tp:>6.2f} | "
+    pr = pair_ratios(k, "train_images_per_s")
+    prs = f"{statistics.median(pr):.2f} [{pr[0]:.2f}-{pr[-1]:.2f}]"
+    print(f"{k[0]:9} {k[1]:>5} {k[2]:>7} | {tc:>10.1f} {tp:>10.1f} {tc / tp:>6.2f} {prs:>24} | "
           + (f"{tm:>19.1f} {tm / tp:>6.2f} | " if modules else "")
           + f"{ec:>11.1f} {ep:>10.1f} {ec / ep:>6.2f} | {nc}+{npy}")
     table.append(dict(arch=k[0], width=k[1], threads=k[2], train_cpp=tc, train_python=tp, train_ratio=tc / tp,
-                      train_cpp_libtorch_convs=tm, extract_cpp=ec, extract_python=ep, extract_ratio=ec / ep,
+                      train_pair_ratios=pr, train_cpp_libtorch_convs=tm, extract_cpp=ec, extract_python=ep, extract_ratio=ec / ep,
                       repeats=nc))
 print(json.dumps({"bench": "finetune_side_by_side", "images_per_s": "median",
                   "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""), "rows": table}))

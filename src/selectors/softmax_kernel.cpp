@@ -2,33 +2,17 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <vector>
 
-// The helpers taking and returning vectors are always inlined, so the ABI of
-// passing a 64-byte vector in a baseline function, which GCC warns of, never
-// applies.
-#pragma GCC diagnostic ignored "-Wpsabi"
+#pragma GCC diagnostic ignored "-Wpsabi"  // see simd.h
 
 namespace zoobench::detail {
 namespace {
-// GCC's generic vectors: one zmm register in the AVX-512 clone, two ymm in
-// the AVX2 one, four xmm in the baseline, from the same source.
-typedef float v16 __attribute__((vector_size(64)));
-static_assert(sizeof(v16) == kSoftmaxLanes * sizeof(float));
-
-#define ZB_INLINE inline __attribute__((always_inline))
-ZB_INLINE v16 load(const float* p) {
-  v16 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-ZB_INLINE void store(float* p, const v16& v) { std::memcpy(p, &v, sizeof v); }
-ZB_INLINE float lane_sum(const v16& v) {
-  float s = 0;
-  for (int l = 0; l < kSoftmaxLanes; ++l) s += v[l];
-  return s;
-}
+using simd::lane_sum;
+using simd::load;
+using simd::store;
+using v16 = simd::f32x16;
+static_assert(simd::kLanes == kSoftmaxLanes);
 
 // z[r][c0 + c] = x_r . w_{c0+c} for the block's 4 rows and 4 classes: 16
 // running sums in registers, 8 loads per 16 multiply-adds.

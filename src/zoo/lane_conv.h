@@ -8,6 +8,11 @@
 // innermost (Np: the batch rounded up to 16 lanes, the padding zero), so that
 // every tap of every convolution is one aligned vector load, whatever the
 // channel count, stride or image size.
+// The kernels hold tiles of 4 channels x 4 neighbouring pixels in registers
+// (dL/dweight: 2 output channels x the k x k taps). dL/dweight walks the
+// image a row at a time, every channel pair taking its share of the row
+// while it is in cache; a pair at a time read the whole image from memory
+// again for every pair.
 // No torch here: plain float arrays, compiled for AVX-512, AVX2 and the
 // baseline, the copy for the CPU chosen at load (ZB_VECTOR_CLONES).
 #pragma once
@@ -34,10 +39,12 @@ void lane_conv_forward(const LaneConv& s, const float* x, const float* weight, f
 // input rows [row_lo, row_hi) of every channel; every element written.
 void lane_conv_backward_input(const LaneConv& s, const float* gy, const float* weight, float* gx, int64_t row_lo,
                               int64_t row_hi);
-// dL/dweight for the (output, input) channel pairs [pair_lo, pair_hi) of
-// cout x cin (pair = co * cin + ci), each k x k block written whole.
-void lane_conv_backward_weight(const LaneConv& s, const float* gy, const float* x, float* gweight, int64_t pair_lo,
-                               int64_t pair_hi);
+// dL/dweight for the work units [unit_lo, unit_hi) of
+// lane_conv_weight_units(s): each unit writes the k x k blocks of a few
+// output channels against one input channel, whole.
+int64_t lane_conv_weight_units(const LaneConv& s);
+void lane_conv_backward_weight(const LaneConv& s, const float* gy, const float* x, float* gweight, int64_t unit_lo,
+                               int64_t unit_hi);
 
 // The layout changes, for channels [c_lo, c_hi): x (n x c x hw, NCHW) into
 // t (c x hw x lanes, the lanes past n zeroed), and back.

@@ -88,7 +88,7 @@ struct LaneConvFunction : torch::autograd::Function<LaneConvFunction> {
     if (ctx->needs_input_grad(1)) {
       gw = torch::empty_like(w);
       float* out = gw.data_ptr<float>();
-      at::parallel_for(0, s.cout * s.cin, 1,
+      at::parallel_for(0, detail::lane_conv_weight_units(s), 1,
                        [&](int64_t lo, int64_t hi) { detail::lane_conv_backward_weight(s, gp, xp, out, lo, hi); });
     }
     return {gx, gw, torch::Tensor()};

@@ -29,9 +29,9 @@ torch::Tensor lane_conv2d(const torch::Tensor& x, const torch::Tensor& weight, i
 // are the faster (a CPU float32 input, 1 x 1 or 3 x 3 with zero padding, no
 // bias, at most kLaneConvMaxIn channels in and kLaneConvMaxOut out), the
 // module (oneDNN) otherwise. The bounds are where the lane kernels' forward
-// and backward pass together beat oneDNN's on a batch of 32 (README,
-// Performance). ZOOBENCH_LANE_CONV=0 in the environment turns them off.
-inline constexpr int64_t kLaneConvMaxIn = 4, kLaneConvMaxOut = 8;
+// and backward pass together beat oneDNN's on a batch of 32
+// (bench/bench_lane_conv; 16 -> 16 was 0.84-0.96x, README, Performance). ZOOBENCH_LANE_CONV=0 in the environment turns them off.
+inline constexpr int64_t kLaneConvMaxIn = 8, kLaneConvMaxOut = 16;
 torch::Tensor train_conv(torch::nn::Conv2d& conv, const torch::Tensor& x);
 
 struct DomainBNImpl : torch::nn::Module {

@@ -11,6 +11,7 @@
 #include "zoobench/h5.h"
 #include "zoobench/h5_tensor.h"
 #include "zoobench/model.h"
+#include "zoobench/simd.h"
 #include "zoobench/task.h"
 
 using namespace zoobench;
@@ -344,10 +345,12 @@ TEST(LaneConv, IsTorchsConvolutionWithItsGradients) {
     bool input_grad;
   };
   // Full and ragged lane blocks, 1 x 1 and 3 x 3, strides 1 and 2, odd and
-  // non-square images, channel counts off the block of 4, a stem (no dL/dx).
+  // non-square images, channel counts off the block of 4, a stem (no dL/dx),
+  // stride 3 (every pixel on the checked path).
   for (const Case& c : {Case{32, 4, 8, 3, 2, 32, 32, true}, Case{5, 3, 6, 3, 1, 9, 7, true},
                         Case{17, 8, 16, 1, 2, 8, 8, true}, Case{20, 1, 4, 3, 1, 12, 12, false},
-                        Case{16, 6, 5, 3, 2, 11, 10, true}}) {
+                        Case{16, 6, 5, 3, 2, 11, 10, true}, Case{40, 8, 8, 3, 1, 16, 13, true},
+                        Case{9, 2, 3, 3, 3, 10, 11, true}}) {
     SCOPED_TRACE("n " + std::to_string(c.n) + " cin " + std::to_string(c.cin) + " cout " + std::to_string(c.cout) +
                  " k " + std::to_string(c.k) + " stride " + std::to_string(c.stride));
     torch::manual_seed(c.n);
@@ -365,6 +368,17 @@ TEST(LaneConv, IsTorchsConvolutionWithItsGradients) {
     if (c.input_grad)
       EXPECT_TRUE(at::allclose(x.grad(), x2.grad(), 1e-4, 1e-4)) << (x.grad() - x2.grad()).abs().max().item<double>();
   }
+}
+
+// The register transpose behind the layout changes, in the baseline build
+// (the AVX-512 copy runs inside lane_conv2d above).
+TEST(Simd, Transpose16IsTheTranspose) {
+  simd::f32x16 r[simd::kLanes];
+  for (int64_t i = 0; i < simd::kLanes; ++i)
+    for (int64_t j = 0; j < simd::kLanes; ++j) r[i][j] = static_cast<float>(i * 100 + j);
+  simd::transpose16(r);
+  for (int64_t i = 0; i < simd::kLanes; ++i)
+    for (int64_t j = 0; j < simd::kLanes; ++j) EXPECT_EQ(r[i][j], static_cast<float>(j * 100 + i)) << i << "," << j;
 }
 
 // Whether the autograd graph behind `out` has a node whose name contains `part`.
