@@ -215,13 +215,41 @@ ZB_INLINE void backward_input_rows(const LaneConv& s, const float* gy, const flo
 // 32 vector registers of AVX-512.
 constexpr int64_t kWeightBlock = 2;
 
+// Output pixel (oy, ox)'s share for B output channels (dL/dy at g_at, the
+// channels gplane apart) against the input channel at x_ch, whose window
+// starts at (iy0, ix0). Edge: some taps fall outside the image and are
+// checked one by one; otherwise none do and the taps are unrolled.
+template <int64_t K, int64_t B, bool Edge>
+ZB_INLINE void backward_weight_pixel(const LaneConv& s, const float* g_at, int64_t gplane, const float* x_ch,
+                                     int64_t iy0, int64_t ix0, Vec (&acc)[B][K * K]) {
+  const int64_t np = s.lanes;
+  for (int64_t v = 0; v < np; v += kConvLanes) {
+    Vec g[B];
+#pragma GCC unroll 4
+    for (int64_t b = 0; b < B; ++b) g[b] = load(g_at + b * gplane + v);
+#pragma GCC unroll 3
+    for (int64_t ky = 0; ky < K; ++ky) {
+      const int64_t iy = iy0 + ky;
+      if (Edge && (iy < 0 || iy >= s.h)) continue;
+#pragma GCC unroll 3
+      for (int64_t kx = 0; kx < K; ++kx) {
+        const int64_t ix = ix0 + kx;
+        if (Edge && (ix < 0 || ix >= s.w)) continue;
+        const Vec in = load(x_ch + (iy * s.w + ix) * np + v);
+#pragma GCC unroll 4
+        for (int64_t b = 0; b < B; ++b) acc[b][ky * K + kx] += g[b] * in;
+      }
+    }
+  }
+}
+
 // Output row oy's share of dL/dweight for output channels co .. co + B - 1
 // against input channel ci, added to acc_mem (B x K x K vectors): each input
 // vector loaded feeds the B channels' sums.
 template <int64_t K, int64_t B>
 ZB_INLINE void backward_weight_row(const LaneConv& s, const float* gy, const float* x, float* acc_mem, int64_t co,
                                    int64_t ci, int64_t oy) {
-  const int64_t np = s.lanes, row = s.w * np, gplane = s.oh * s.ow * np;
+  const int64_t np = s.lanes, gplane = s.oh * s.ow * np;
   Vec acc[B][K * K];
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < K * K; ++t) acc[b][t] = load(acc_mem + (b * K * K + t) * kConvLanes);
@@ -230,39 +258,11 @@ ZB_INLINE void backward_weight_row(const LaneConv& s, const float* gy, const flo
   const int64_t iy0 = oy * s.stride - s.pad;
   const bool rows_inside = iy0 >= 0 && iy0 + K <= s.h;
   for (int64_t ox = 0; ox < s.ow; ++ox) {
-    const float* g_at = g_row + ox * np;
     const int64_t ix0 = ox * s.stride - s.pad;
-    if (rows_inside && ix0 >= 0 && ix0 + K <= s.w) {
-      const float* p = x_ch + (iy0 * s.w + ix0) * np;
-      for (int64_t v = 0; v < np; v += kConvLanes) {
-        Vec g[B];
-#pragma GCC unroll 4
-        for (int64_t b = 0; b < B; ++b) g[b] = load(g_at + b * gplane + v);
-#pragma GCC unroll 3
-        for (int64_t ky = 0; ky < K; ++ky)
-#pragma GCC unroll 3
-          for (int64_t kx = 0; kx < K; ++kx) {
-            const Vec in = load(p + ky * row + kx * np + v);
-#pragma GCC unroll 4
-            for (int64_t b = 0; b < B; ++b) acc[b][ky * K + kx] += g[b] * in;
-          }
-      }
-      continue;
-    }
-    for (int64_t v = 0; v < np; v += kConvLanes) {
-      Vec g[B];
-      for (int64_t b = 0; b < B; ++b) g[b] = load(g_at + b * gplane + v);
-      for (int64_t ky = 0; ky < K; ++ky) {
-        const int64_t iy = iy0 + ky;
-        if (iy < 0 || iy >= s.h) continue;
-        for (int64_t kx = 0; kx < K; ++kx) {
-          const int64_t ix = ix0 + kx;
-          if (ix < 0 || ix >= s.w) continue;
-          const Vec in = load(x_ch + (iy * s.w + ix) * np + v);
-          for (int64_t b = 0; b < B; ++b) acc[b][ky * K + kx] += g[b] * in;
-        }
-      }
-    }
+    if (rows_inside && ix0 >= 0 && ix0 + K <= s.w)
+      backward_weight_pixel<K, B, false>(s, g_row + ox * np, gplane, x_ch, iy0, ix0, acc);
+    else
+      backward_weight_pixel<K, B, true>(s, g_row + ox * np, gplane, x_ch, iy0, ix0, acc);
   }
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < K * K; ++t) store(acc_mem + (b * K * K + t) * kConvLanes, acc[b][t]);

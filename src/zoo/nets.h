@@ -30,7 +30,8 @@ torch::Tensor lane_conv2d(const torch::Tensor& x, const torch::Tensor& weight, i
 // bias, at most kLaneConvMaxIn channels in and kLaneConvMaxOut out), the
 // module (oneDNN) otherwise. The bounds are where the lane kernels' forward
 // and backward pass together beat oneDNN's on a batch of 32
-// (bench/bench_lane_conv; 16 -> 16 was 0.84-0.96x, README, Performance). ZOOBENCH_LANE_CONV=0 in the environment turns them off.
+// (bench/bench_lane_conv; 16 -> 16 ran at 0.73-1.09x: README, Performance).
+// ZOOBENCH_LANE_CONV=0 in the environment turns them off.
 inline constexpr int64_t kLaneConvMaxIn = 8, kLaneConvMaxOut = 16;
 torch::Tensor train_conv(torch::nn::Conv2d& conv, const torch::Tensor& x);
 
