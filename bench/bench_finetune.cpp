@@ -223,23 +223,30 @@ int main(int argc, char** argv) {
     zoo::Net unfolded(zoo::NetSpec{arch, width, channels, {source_classes}});
     torch::load(unfolded, (dir / "w.pt").string());
     unfolded->eval();
-    auto extract_unfolded = [&]() {
+    // A second baseline: the folded copy on oneDNN's kernels, where the model
+    // runs the lane kernels on a narrow net (zoo::FoldedNet::features).
+    const zoo::FoldedNet onednn(*unfolded, /*lane_kernels=*/false);
+    const bool lane_kernels_used = zoo::FoldedNet(*unfolded).uses_lane_kernels();
+    auto extract_with = [&](auto&& features) {
       torch::NoGradGuard no_graph;
       std::vector<at::Tensor> fs;
       std::vector<int64_t> idx;
       for (int64_t lo = 0; lo < n; lo += extract_batch) {
         idx.resize(static_cast<size_t>(std::min(extract_batch, n - lo)));
         std::iota(idx.begin(), idx.end(), lo);
-        at::Tensor feats = unfolded->features((images_tensor(set, idx, static_cast<int>(channels)) - a.d("mean")) / a.d("std"));
+        at::Tensor feats = features((images_tensor(set, idx, static_cast<int>(channels)) - a.d("mean")) / a.d("std"));
         unfolded->heads[0]->forward(feats);
         fs.push_back(feats);
       }
       return at::cat(fs);
     };
+    auto extract_unfolded = [&]() { return extract_with([&](const at::Tensor& x) { return unfolded->features(x); }); };
+    auto extract_onednn = [&]() { return extract_with([&](const at::Tensor& x) { return onednn.features(x); }); };
     extract();  // warm-up
     extract_unfolded();
-    std::vector<double> extract_rates, unfolded_rates;
-    at::Tensor f, z, f_unfolded;
+    extract_onednn();
+    std::vector<double> extract_rates, unfolded_rates, onednn_rates;
+    at::Tensor f, z, f_unfolded, f_onednn;
     for (int64_t r = 0; r < repeats; ++r) {
       double t0 = now_s();
       std::tie(f, z) = extract();
@@ -247,8 +254,12 @@ int main(int argc, char** argv) {
       t0 = now_s();
       f_unfolded = extract_unfolded();
       unfolded_rates.push_back(static_cast<double>(n) / (now_s() - t0));
+      t0 = now_s();
+      f_onednn = extract_onednn();
+      onednn_rates.push_back(static_cast<double>(n) / (now_s() - t0));
     }
-    const double fold_diff = (f - f_unfolded).abs().max().item<double>();
+    const double fold_diff = std::max((f - f_unfolded).abs().max().item<double>(),
+                                      (f_onednn - f_unfolded).abs().max().item<double>());
     const int64_t k = std::min<int64_t>(8, n);
     auto [f_alone, z_alone] = model->features_and_logits(xtr.narrow(0, 0, k));
     const double batch_diff = (f_alone - f.narrow(0, 0, k)).abs().max().item<double>();
@@ -281,6 +292,8 @@ int main(int argc, char** argv) {
         {"extract_images_per_s", round1(*std::max_element(extract_rates.begin(), extract_rates.end()))},
         {"extract_images_per_s_median", round1(zbbench::median(extract_rates))},
         {"extract_unfolded_images_per_s_median", round1(zbbench::median(unfolded_rates))},
+        {"extract_onednn_images_per_s_median", round1(zbbench::median(onednn_rates))},
+        {"extract_lane_kernels", lane_kernels_used},
         {"forward_gflop_per_image", zbbench::forward_flops(zoo::NetSpec{arch, width, channels, {source_classes}}, 32) / 1e9},
         {"extract_gflop_per_s_median",
          round1(zbbench::median(extract_rates) * zbbench::forward_flops(zoo::NetSpec{arch, width, channels, {source_classes}}, 32) / 1e9)},

@@ -9,6 +9,14 @@
 //   BM_EvalConv/...: the forward pass alone, without autograd, on
 //     extraction's batch of 256. GFLOPs = 2 x its multiply-adds / seconds.
 //
+//   BM_EvalNet/<impl>/<arch>/<width>: a whole network's features as
+//     extraction computes them (zoo::FoldedNet, BatchNorm folded), on a
+//     batch of 256 normalised 1 x 32 x 32 images; arch 0 = resnet8,
+//     1 = resnet20, 2 = cnn. impl 0: the lane kernels, 16 images at a time
+//     through every layer; 1: oneDNN, layer by layer. GFLOPs: 2 x the
+//     multiply-adds of the convolutions and the head (bench_common.h) /
+//     seconds. The two feature matrices are checked equal (1e-4) first.
+//
 // impl 0 = lane_conv2d, 1 = torch::conv2d. Before timing, each shape's
 // output and gradients are checked against libtorch's (relative error
 // 1e-3); a mismatch skips the row with an error instead of timing a wrong
@@ -24,6 +32,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "bench_common.h"
 #include "zoo/nets.h"
 
 namespace {
@@ -124,6 +133,34 @@ void shapes(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_TrainConv)->Apply(shapes)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_EvalConv)->Apply(shapes)->Unit(benchmark::kMicrosecond);
+
+void BM_EvalNet(benchmark::State& st) {
+  const char* t = std::getenv("ZB_THREADS");
+  at::set_num_threads(t && *t ? std::atoi(t) : 1);
+  const int64_t impl = st.range(0);
+  const zoobench::zoo::NetSpec spec{st.range(1) == 0 ? "resnet8" : st.range(1) == 1 ? "resnet20" : "cnn", st.range(2), 1,
+                                    {10}};
+  torch::manual_seed(1);
+  zoobench::zoo::Net net(spec);
+  net->eval();
+  const zoobench::zoo::FoldedNet lanes(*net), onednn(*net, /*lane_kernels=*/false);
+  const zoobench::zoo::FoldedNet& folded = impl == 0 ? lanes : onednn;
+  const at::Tensor x = torch::randn({kEvalBatch, 1, 32, 32});
+  const at::Tensor a = lanes.features(x), b = onednn.features(x);
+  if (!lanes.uses_lane_kernels() || !((a - b).abs().max() <= 1e-4 * (1 + b.abs().max())).item<bool>()) {
+    st.SkipWithError("the lane kernels' features differ from oneDNN's");
+    return;
+  }
+  for (int i = 0; i < 2; ++i) folded.features(x);  // warm-up
+  for (auto _ : st) benchmark::DoNotOptimize(folded.features(x).data_ptr());
+  st.counters["GFLOPs"] = benchmark::Counter(kEvalBatch * zbbench::forward_flops(spec, 32) * 1e-9,
+                                             benchmark::Counter::kIsIterationInvariantRate);
+  st.SetLabel(spec.arch + " w" + std::to_string(spec.width) + (impl == 0 ? " lane" : " oneDNN"));
+}
+BENCHMARK(BM_EvalNet)
+    ->ArgNames({"impl", "arch", "width"})
+    ->ArgsProduct({{0, 1}, {0, 1, 2}, {4, 8}})
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

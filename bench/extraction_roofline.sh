@@ -4,8 +4,10 @@
 # operations each, warm-up and a checked entry), then feature extraction of
 # zoobench's own architectures at batch 256 (build/bench/bench_finetune:
 # images_tensor + features_and_logits, as extract_cell; medians of 3 timed
-# passes after a warm-up, alternating with the same weights run unfolded, each
-# BatchNorm a pass of its own, as the baseline), then the GEMM rate again. An architecture's rate
+# passes after a warm-up, alternating with two baselines of the same weights:
+# the folded network on oneDNN's convolutions where zoobench runs its lane
+# kernels (zoo::FoldedNet), and the network unfolded, each BatchNorm a pass of
+# its own), then the GEMM rate again. An architecture's rate
 # is images/s x its forward operations per image (2 x the multiply-adds of
 # its convolutions and head, zbbench::forward_flops); the roofline is the
 # better of the two GEMM runs' 2048^2 rates.
@@ -41,14 +43,18 @@ for f in ("gemm1", "gemm2"):
 roof = max(rates["2048"])
 print(f"fp32 GEMM (GFLOP/s): 1024^2 {', '.join(f'{r:.0f}' for r in rates['1024'])}; "
       f"2048^2 {', '.join(f'{r:.0f}' for r in rates['2048'])} (before, after); roofline {roof:.0f}")
-print("| architecture | MFLOP/image | images/s | GFLOP/s | of the GEMM rate | unfolded: images/s | of the GEMM rate | folding's speed-up |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
+print("| architecture | MFLOP/image | images/s | GFLOP/s | of the GEMM rate | "
+      "folded on oneDNN: images/s | of the GEMM rate | unfolded: images/s | of the GEMM rate | "
+      "speed-up over folded oneDNN | over unfolded |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for line in open(f"{d}/extract.jsonl"):
     r = json.loads(line)
     g = r["extract_gflop_per_s_median"]
+    flop = r["forward_gflop_per_image"]
+    o = r["extract_onednn_images_per_s_median"]
     u = r["extract_unfolded_images_per_s_median"]
-    gu = u * r["forward_gflop_per_image"]
-    print(f"| {r['arch']} w{r['width']} | {r['forward_gflop_per_image'] * 1e3:.2f} | "
-          f"{r['extract_images_per_s_median']:,.0f} | {g:.1f} | {100 * g / roof:.0f} % | "
-          f"{u:,.0f} | {100 * gu / roof:.0f} % | {r['extract_images_per_s_median'] / u:.2f}x |")
+    e = r["extract_images_per_s_median"]
+    print(f"| {r['arch']} w{r['width']} | {flop * 1e3:.2f} | {e:,.0f} | {g:.1f} | {100 * g / roof:.0f} % | "
+          f"{o:,.0f} | {100 * o * flop / roof:.0f} % | {u:,.0f} | {100 * u * flop / roof:.0f} % | "
+          f"{e / o:.2f}x | {e / u:.2f}x |")
 EOF

@@ -33,6 +33,13 @@ ZB_INLINE f32x16 load(const float* p) {
 }
 ZB_INLINE void store(float* p, const f32x16& v) { std::memcpy(p, &v, sizeof v); }
 
+// Lane by lane, a where mask is set (all ones, as a comparison leaves it),
+// b elsewhere. In bitwise operations: GCC splits a vector ?: into one
+// scalar branch a lane.
+ZB_INLINE f32x16 select(const i32x16& mask, const f32x16& a, const f32x16& b) {
+  return reinterpret_cast<f32x16>((reinterpret_cast<i32x16>(a) & mask) | (reinterpret_cast<i32x16>(b) & ~mask));
+}
+
 ZB_INLINE float lane_sum(const f32x16& v) {
   float s = 0;
   for (int64_t l = 0; l < kLanes; ++l) s += v[l];

@@ -40,12 +40,14 @@ ZB_INLINE void tap(Vec (&acc)[B][P], const float* in, int64_t step, const float*
 // some taps fall outside the image and are checked one by one (P = 1);
 // otherwise none do and the taps are unrolled.
 template <int64_t B, int64_t K, int64_t P, bool Edge>
-ZB_INLINE void forward_tile(const LaneConv& s, const float* x, const float* weight, float* y, int64_t co, int64_t oy,
-                            int64_t ox) {
+ZB_INLINE void forward_tile(const LaneConv& s, const LaneEpilogue& e, const float* x, const float* weight, float* y,
+                            int64_t co, int64_t oy, int64_t ox) {
   static_assert(!Edge || P == 1);
   const int64_t np = s.lanes, kk = K * K, step = s.stride * np;
   for (int64_t v = 0; v < np; v += kConvLanes) {
-    Vec acc[B][P] = {};
+    Vec acc[B][P];
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t q = 0; q < P; ++q) acc[b][q] = Vec{} + (e.bias ? e.bias[co + b] : 0.0f);
     for (int64_t ci = 0; ci < s.cin; ++ci) {
       const float* wt = weight + (co * s.cin + ci) * kk;
 #pragma GCC unroll 3
@@ -61,7 +63,14 @@ ZB_INLINE void forward_tile(const LaneConv& s, const float* x, const float* weig
       }
     }
     for (int64_t b = 0; b < B; ++b)
-      for (int64_t q = 0; q < P; ++q) store(y + (((co + b) * s.oh + oy) * s.ow + ox + q) * np + v, acc[b][q]);
+      for (int64_t q = 0; q < P; ++q) {
+        const int64_t at = (((co + b) * s.oh + oy) * s.ow + ox + q) * np + v;
+        Vec r = acc[b][q];
+        if (e.residual) r += load(e.residual + at);
+        // Written so that a NaN passes through, as torch::relu lets it.
+        if (e.relu) r = simd::select(r < Vec{}, Vec{}, r);
+        store(y + at, r);
+      }
   }
 }
 
@@ -116,12 +125,13 @@ ZB_INLINE void backward_input_tile(const LaneConv& s, const float* gy, const flo
 template <int64_t K>
 struct ForwardRow {
   const LaneConv& s;
+  const LaneEpilogue& e;
   const float *x, *weight;
   float* y;
   int64_t oy;
   template <int64_t B, int64_t P, bool Edge>
   ZB_INLINE void tile(int64_t co, int64_t ox) const {
-    forward_tile<B, K, P, Edge>(s, x, weight, y, co, oy, ox);
+    forward_tile<B, K, P, Edge>(s, e, x, weight, y, co, oy, ox);
   }
 };
 
@@ -165,14 +175,14 @@ ZB_INLINE void forward_interior(const LaneConv& s, int64_t size, int64_t out, in
 }
 
 template <int64_t K>
-ZB_INLINE void forward_rows(const LaneConv& s, const float* x, const float* weight, float* y, int64_t row_lo,
-                            int64_t row_hi) {
+ZB_INLINE void forward_rows(const LaneConv& s, const LaneEpilogue& e, const float* x, const float* weight, float* y,
+                            int64_t row_lo, int64_t row_hi) {
   int64_t y_lo, y_hi, x_lo, x_hi;
   forward_interior(s, s.h, s.oh, &y_lo, &y_hi);
   forward_interior(s, s.w, s.ow, &x_lo, &x_hi);
   for (int64_t oy = row_lo; oy < row_hi; ++oy) {
     const bool inside = oy >= y_lo && oy < y_hi;
-    row_tiles(ForwardRow<K>{s, x, weight, y, oy}, s.cout, s.ow, inside ? x_lo : 0, inside ? x_hi : 0);
+    row_tiles(ForwardRow<K>{s, e, x, weight, y, oy}, s.cout, s.ow, inside ? x_lo : 0, inside ? x_hi : 0);
   }
 }
 
@@ -300,11 +310,11 @@ ZB_INLINE void backward_weight_units(const LaneConv& s, const float* gy, const f
 }  // namespace
 
 ZB_VECTOR_CLONES void lane_conv_forward(const LaneConv& s, const float* x, const float* weight, float* y,
-                                        int64_t row_lo, int64_t row_hi) {
+                                        int64_t row_lo, int64_t row_hi, const LaneEpilogue& epilogue) {
   if (s.k == 3)
-    forward_rows<3>(s, x, weight, y, row_lo, row_hi);
+    forward_rows<3>(s, epilogue, x, weight, y, row_lo, row_hi);
   else
-    forward_rows<1>(s, x, weight, y, row_lo, row_hi);
+    forward_rows<1>(s, epilogue, x, weight, y, row_lo, row_hi);
 }
 
 ZB_VECTOR_CLONES void lane_conv_backward_input(const LaneConv& s, const float* gy, const float* weight, float* gx,

@@ -31,10 +31,20 @@ struct LaneConv {
   int64_t lanes = 0;  // Np, a multiple of kConvLanes
 };
 
+// What the forward pass does to each sum before it stores it, in this
+// order: adds bias[co], adds the residual (laid out as y), clamps at zero.
+// Inference folds each BatchNorm into a bias, so that a layer, its shortcut
+// and its ReLU are one pass over the activations instead of three or four.
+struct LaneEpilogue {
+  const float* bias = nullptr;      // cout
+  const float* residual = nullptr;  // cout x oh x ow x Np
+  bool relu = false;
+};
+
 // x: cin x h x w x Np, weight: cout x cin x k x k (PyTorch's order),
 // y: cout x oh x ow x Np. Output rows [row_lo, row_hi) of every channel.
 void lane_conv_forward(const LaneConv& s, const float* x, const float* weight, float* y, int64_t row_lo,
-                       int64_t row_hi);
+                       int64_t row_hi, const LaneEpilogue& epilogue = {});
 // dL/dx from dL/dy (gy: cout x oh x ow x Np) into gx (cin x h x w x Np),
 // input rows [row_lo, row_hi) of every channel; every element written.
 void lane_conv_backward_input(const LaneConv& s, const float* gy, const float* weight, float* gx, int64_t row_lo,

@@ -95,15 +95,15 @@ struct LaneConvFunction : torch::autograd::Function<LaneConvFunction> {
   }
 };
 
-bool lane_conv_enabled() {
+}  // namespace
+
+bool lane_kernels_enabled() {
   static const bool on = [] {
     const char* v = std::getenv("ZOOBENCH_LANE_CONV");
     return !(v && std::strcmp(v, "0") == 0);
   }();
   return on;
 }
-
-}  // namespace
 
 torch::Tensor lane_conv2d(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride) {
   TORCH_CHECK(x.dim() == 4 && x.scalar_type() == torch::kFloat && x.device().is_cpu(),
@@ -119,7 +119,7 @@ torch::Tensor train_conv(torch::nn::Conv2d& conv, const torch::Tensor& x) {
   const int64_t k = (*o.kernel_size())[0];
   const bool square = (*o.kernel_size())[1] == k && (*o.stride())[0] == (*o.stride())[1];
   const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
-  const bool applies = lane_conv_enabled() && conv->is_training() && x.device().is_cpu() &&
+  const bool applies = lane_kernels_enabled() && conv->is_training() && x.device().is_cpu() &&
                        x.scalar_type() == torch::kFloat && x.dim() == 4 && square && (k == 1 || k == 3) && pad &&
                        (**pad)[0] == k / 2 && (**pad)[1] == k / 2 &&
                        c10::get_if<torch::enumtype::kZeros>(&o.padding_mode()) && !o.bias() && o.groups() == 1 &&

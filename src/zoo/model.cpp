@@ -195,10 +195,14 @@ class BuiltinModel : public Model {
     V = V.to(device());
     Traced out;
     const auto forward = std::chrono::steady_clock::now();
-    torch::Tensor last_in, last_out;
-    // The folded trunk, then the net's own last block, whose BatchNorm after
-    // the traced convolution the gradients go through.
-    torch::Tensor feats = net_->tail(folded_->trunk(norm_(x)), &last_in, &last_out);
+    // The folded net up to the last convolution's output, BatchNorm folded
+    // in; the graph starts there. Eval-mode BatchNorm is y = scale * c +
+    // shift, so dL/dc = scale * dL/dy, channel by channel.
+    const zoo::FoldedNet::LastLayer last = folded_->last_layer(norm_(x));
+    const torch::Tensor& last_in = last.in;
+    const torch::Tensor last_out = last.out_bn.detach().requires_grad_(true);
+    const torch::Tensor scale = folded_->last_scale().view({1, -1, 1, 1});
+    torch::Tensor feats = folded_->features_from(last, last_out);
     torch::Tensor z = net_->heads[net_->active]->forward(feats);
     out.features = feats.detach();
     out.logits = z.detach();
@@ -219,7 +223,7 @@ class BuiltinModel : public Model {
       // Eval-mode BatchNorm keeps samples independent, so the gradient of the
       // batch sum is every sample's own gradient.
       torch::Tensor s = (z * V[j]).sum();
-      torch::Tensor delta = torch::autograd::grad({s}, {last_out}, {}, /*retain_graph=*/j + 1 < m)[0];
+      torch::Tensor delta = torch::autograd::grad({s}, {last_out}, {}, /*retain_graph=*/j + 1 < m)[0] * scale;
       torch::Tensor ad = torch::matmul(A, delta.flatten(2));             // N x k1 x L
       parts.push_back(torch::bmm(ad, bp.transpose(1, 2)).flatten(1));    // N x k1*k2
     }

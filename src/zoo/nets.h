@@ -34,6 +34,8 @@ torch::Tensor lane_conv2d(const torch::Tensor& x, const torch::Tensor& weight, i
 // ZOOBENCH_LANE_CONV=0 in the environment turns them off.
 inline constexpr int64_t kLaneConvMaxIn = 8, kLaneConvMaxOut = 16;
 torch::Tensor train_conv(torch::nn::Conv2d& conv, const torch::Tensor& x);
+// False when ZOOBENCH_LANE_CONV=0 is in the environment.
+bool lane_kernels_enabled();
 
 struct DomainBNImpl : torch::nn::Module {
   DomainBNImpl(int64_t channels, int64_t domains);
@@ -46,7 +48,7 @@ TORCH_MODULE(DomainBN);
 
 struct BasicBlockImpl : torch::nn::Module {
   BasicBlockImpl(int64_t in, int64_t out, int64_t stride, int64_t domains);
-  torch::Tensor forward(const torch::Tensor& x, torch::Tensor* conv2_in = nullptr, torch::Tensor* conv2_out = nullptr);
+  torch::Tensor forward(const torch::Tensor& x);
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, down{nullptr};
   DomainBN bn1{nullptr}, bn2{nullptr}, down_bn{nullptr};
 };
@@ -61,13 +63,7 @@ struct NetSpec {
 
 struct NetImpl : torch::nn::Module {
   explicit NetImpl(NetSpec spec);
-  // Features of the active domain; with trace, also the last convolution's
-  // input and output (for per-sample weight gradients).
-  torch::Tensor features(const torch::Tensor& x, torch::Tensor* last_in = nullptr, torch::Tensor* last_out = nullptr);
-  // features() in two halves: everything before the last block (ResNets) or
-  // the last convolution (CNN), then the rest, which the trace goes through.
-  torch::Tensor trunk(const torch::Tensor& x);
-  torch::Tensor tail(const torch::Tensor& h, torch::Tensor* last_in = nullptr, torch::Tensor* last_out = nullptr);
+  torch::Tensor features(const torch::Tensor& x);  // of the active domain
   torch::Tensor forward(const torch::Tensor& x) { return heads[active]->forward(features(x)); }
   void set_domain(int64_t d);
   void set_sync(comm::Collective* group);  // synchronised BatchNorm over the group (nullptr = local)
@@ -90,14 +86,32 @@ TORCH_MODULE(Net);
 // one convolution with its bias and an in-place ReLU instead of three passes
 // over the activations. A snapshot: made from the net's parameters and
 // statistics as they are, on the net's device; remake it after they change.
+// On the CPU it runs zoobench's lane kernels (lane_net.h), elsewhere
+// oneDNN. The lane kernels were the faster at every width measured, 4 to
+// 128 (bench/extraction_roofline.sh; README, Performance).
 class FoldedNet {
  public:
-  explicit FoldedNet(NetImpl& net);
-  torch::Tensor trunk(const torch::Tensor& x) const;     // as NetImpl::trunk
+  // lane_kernels = false: oneDNN even where the lane kernels apply (the
+  // benchmarks' baseline).
+  explicit FoldedNet(NetImpl& net, bool lane_kernels = true);
   torch::Tensor features(const torch::Tensor& x) const;  // as NetImpl::features
+  // A pass that differentiates the last convolution (LGC's gradient sketch)
+  // starts here: that convolution's input, its output with the BatchNorm
+  // after it folded in (before the shortcut and the ReLU), and the last
+  // block's shortcut (ResNets; undefined for the CNN). No autograd graph.
+  struct LastLayer {
+    torch::Tensor in, out_bn, skip;
+  };
+  LastLayer last_layer(const torch::Tensor& x) const;
+  // The rest of the net from out_bn, differentiable in it: the features.
+  torch::Tensor features_from(const LastLayer& last, const torch::Tensor& out_bn) const;
+  // d out_bn / d (the convolution's own output), one factor per channel:
+  // the BatchNorm's gamma / sqrt(var + eps).
+  const torch::Tensor& last_scale() const { return last_conv().scale; }
+  bool uses_lane_kernels() const { return lanes_; }
  private:
   struct Conv {
-    torch::Tensor weight, bias;
+    torch::Tensor weight, bias, scale;  // scale: the BatchNorm's factor folded into weight
     int64_t stride = 1, padding = 0;
     torch::Tensor operator()(const torch::Tensor& x) const;
   };
@@ -105,8 +119,13 @@ class FoldedNet {
     Conv conv1, conv2, down;  // down.weight undefined: the identity shortcut
   };
   static Conv fold(const torch::nn::Conv2d& conv, const DomainBNImpl& bn);
+  const Conv& last_conv() const { return cnn_ ? convs_.back() : blocks_.back().conv2; }
   torch::Tensor block(const Block& b, const torch::Tensor& x) const;
-  bool cnn_ = false;
+  torch::Tensor trunk(const torch::Tensor& x) const;  // oneDNN: all but the last block (CNN: layer)
+  // The lane kernels: the features (last = false) or last_layer()'s three.
+  std::vector<torch::Tensor> lane_run(const torch::Tensor& x, bool last) const;
+  bool lanes_apply(const torch::Tensor& x) const;
+  bool cnn_ = false, lanes_ = false;
   std::vector<Conv> convs_;    // CNN: its convolutions; ResNets: the stem
   std::vector<Block> blocks_;  // ResNets
 };

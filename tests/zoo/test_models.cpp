@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <limits>
 #include <set>
 #include <torch/torch.h>
 
@@ -69,7 +70,9 @@ struct Builtin {
 }  // namespace
 
 // Inference's folded network computes what the net computes in eval mode:
-// every architecture, a second domain's BatchNorm.
+// every architecture, a second domain's BatchNorm, through the lane kernels
+// and through oneDNN, on a ragged batch (three blocks of
+// lanes, the last with 5 images).
 TEST(FoldedNet, MatchesTheNetInEvalMode) {
   for (const std::string arch : {"resnet8", "resnet14", "cnn"}) {
     torch::manual_seed(7);
@@ -77,15 +80,41 @@ TEST(FoldedNet, MatchesTheNetInEvalMode) {
     trained_batch_norm(*net);
     net->set_domain(1);
     net->eval();
-    const zoo::FoldedNet folded(*net);
-    const at::Tensor x = torch::randn({5, 3, 32, 32});
+    const zoo::FoldedNet folded(*net), folded_onednn(*net, /*lane_kernels=*/false);
+    EXPECT_TRUE(folded.uses_lane_kernels()) << arch;
+    EXPECT_FALSE(folded_onednn.uses_lane_kernels()) << arch;
+    const at::Tensor x = torch::randn({37, 3, 32, 32});
     torch::NoGradGuard no_graph;
-    const at::Tensor want = net->features(x), got = folded.features(x);
-    EXPECT_TRUE(at::allclose(got, want, 1e-4, 1e-5))
-        << arch << ": max |diff| " << (got - want).abs().max().item<float>() << " of " << want.abs().max().item<float>();
-    EXPECT_TRUE(at::allclose(folded.trunk(x), net->trunk(x), 1e-4, 1e-5)) << arch;
+    const at::Tensor want = net->features(x);
+    for (const zoo::FoldedNet* f : {&folded, &folded_onednn}) {
+      const at::Tensor got = f->features(x);
+      EXPECT_TRUE(at::allclose(got, want, 1e-4, 1e-5))
+          << arch << (f->uses_lane_kernels() ? " (lanes)" : " (oneDNN)") << ": max |diff| "
+          << (got - want).abs().max().item<float>() << " of " << want.abs().max().item<float>();
+    }
+    // The start of LGC's traced pass (its gradients: GradSketch.*), the same
+    // from both kernels; the rest of the net from there gives the features.
+    const zoo::FoldedNet::LastLayer last = folded.last_layer(x), ref = folded_onednn.last_layer(x);
+    EXPECT_TRUE(at::allclose(last.in, ref.in, 1e-4, 1e-5)) << arch;
+    EXPECT_TRUE(at::allclose(last.out_bn, ref.out_bn, 1e-4, 1e-5)) << arch;
+    EXPECT_EQ(last.skip.defined(), arch != "cnn");
+    if (last.skip.defined()) EXPECT_TRUE(at::allclose(last.skip, ref.skip, 1e-4, 1e-5)) << arch;
+    EXPECT_TRUE(at::allclose(folded.features_from(last, last.out_bn), want, 1e-4, 1e-5)) << arch;
+    // A block's images do not meet: an image's features are the same bits
+    // in a batch of 37 and in one of 2.
+    EXPECT_TRUE(at::equal(folded.features(x.narrow(0, 17, 2)), folded.features(x).narrow(0, 17, 2))) << arch;
+    // A NaN pixel spoils its own image's features, as it would through torch's
+    // operators, and no other image's.
+    at::Tensor spoilt = x.clone();
+    spoilt[18][1][5][5] = std::numeric_limits<float>::quiet_NaN();
+    const at::Tensor nan_rows = folded.features(spoilt).isnan().any(1);
+    EXPECT_TRUE(nan_rows[18].item<bool>()) << arch;
+    EXPECT_EQ(nan_rows.sum().item<int64_t>(), 1) << arch;
+    EXPECT_NE(error_of([&] { folded.features(x.narrow(1, 0, 2)); }).find("3 input channels got 2 x 32 x 32"),
+              std::string::npos)
+        << arch;
     net->set_domain(0);  // the other domain's statistics: another result, so the fold took domain 1's
-    EXPECT_FALSE(at::allclose(got, net->features(x), 1e-2, 1e-3)) << arch;
+    EXPECT_FALSE(at::allclose(folded.features(x), net->features(x), 1e-2, 1e-3)) << arch;
   }
 }
 
@@ -417,6 +446,6 @@ TEST(LaneConv, TrainingUsesItAndEvaluationDoesNot) {
   ref.sum().backward();
   EXPECT_TRUE(at::allclose(lane, ref, 1e-4, 1e-4));
   EXPECT_TRUE(at::allclose(g_lane, net->stem->weight.grad(), 1e-3, 1e-3));
-  net->eval();  // evaluation and extraction keep the modules' kernels
+  net->eval();  // evaluation keeps the modules' kernels (extraction runs zoo::FoldedNet)
   EXPECT_FALSE(graph_has(net->forward(x), "LaneConv"));
 }
