@@ -20,8 +20,8 @@ ZB_VECTOR_CLONES void max_pool2(const LaneConv& s, const float* x, float* y) {
       for (int64_t ox = 0; ox < s.ow; ++ox) {
         const float* p = x + ((c * s.h + 2 * oy) * s.w + 2 * ox) * kConvLanes;
         const int64_t below = s.w * kConvLanes;
-        const Vec m = max_nan(max_nan(load(p), load(p + kConvLanes)),
-                              max_nan(load(p + below), load(p + below + kConvLanes)));
+        const Vec m =
+            max_nan(max_nan(load(p), load(p + kConvLanes)), max_nan(load(p + below), load(p + below + kConvLanes)));
         store(y + ((c * s.oh + oy) * s.ow + ox) * kConvLanes, m);
       }
 }

@@ -79,11 +79,14 @@ class BuiltinTunable : public FineTunable {
   BuiltinTunable(Net net, Normaliser norm, int64_t classes) : net_(std::move(net)), norm_(std::move(norm)) {
     head_ = torch::nn::Linear(net_->feature_dim, classes);
   }
-  at::Tensor forward(const at::Tensor& x) override { return head_->forward(net_->features(norm_(x))); }
+  at::Tensor forward(const at::Tensor& x) override {
+    if (folded_ && !torch::GradMode::is_enabled()) return head_->forward(folded_->features(norm_(x)));
+    return head_->forward(net_->features(norm_(x)));
+  }
   at::Tensor features(const at::Tensor& x) override {
     torch::NoGradGuard g;
     train(false);
-    return net_->features(norm_(x));
+    return folded_->features(norm_(x));
   }
   std::vector<at::Tensor> parameters() override {
     std::vector<at::Tensor> p;
@@ -98,21 +101,30 @@ class BuiltinTunable : public FineTunable {
     for (const auto& t : net_->buffers()) b.push_back(t);
     return b;
   }
+  // Evaluation runs a folded snapshot of the net (zoo::FoldedNet), as
+  // extraction does, made when training stops: the weights change only in
+  // training mode.
   void train(bool on) override {
     net_->train(on);
     head_->train(on);
+    if (on)
+      folded_.reset();
+    else if (!folded_)
+      folded_.emplace(*net_);
   }
   void set_sync_batch_norm(comm::Collective* group) override { net_->set_sync(group); }
   void to(const at::Device& d) override {
     net_->to(d);
     head_->to(d);
     norm_.to(d);
+    if (folded_) folded_.emplace(*net_);
   }
 
  private:
   Net net_;
   Normaliser norm_;
   torch::nn::Linear head_{nullptr};
+  std::optional<zoo::FoldedNet> folded_;
 };
 
 class BuiltinModel : public Model {

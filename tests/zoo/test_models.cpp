@@ -180,6 +180,31 @@ TEST(TorchScript, WrongShapeIsNamed) {
   EXPECT_NE(e.find("features returned [2 x 16 x 16 x 16]"), std::string::npos) << e;
 }
 
+// A fine-tuned copy evaluates through a folded snapshot of its weights, made
+// anew each time training stops: what the net itself computes in eval mode.
+TEST(Builtin, FineTunedCopyEvaluatesItsLatestWeights) {
+  zbtest::TempDir d;
+  Builtin b(d.path(), "resnet8", 4);
+  auto model = load_model(b.manifest, b.manifest.entries[0]);
+  auto tune = model->finetune_copy(3, 0);
+  torch::manual_seed(8);
+  const at::Tensor x = torch::rand({20, 1, 32, 32});
+  auto evaluate = [&](bool graph) {
+    tune->train(false);
+    torch::AutoGradMode mode(graph);  // with a graph: the net itself; without: the snapshot
+    return tune->forward(x).detach();
+  };
+  const at::Tensor before = evaluate(false);
+  EXPECT_TRUE(at::allclose(before, evaluate(true), 1e-4, 1e-5));
+  tune->train(true);
+  torch::optim::SGD opt(tune->parameters(), torch::optim::SGDOptions(0.5));
+  torch::nn::functional::cross_entropy(tune->forward(x), torch::arange(20) % 3).backward();
+  opt.step();
+  const at::Tensor after = evaluate(false);
+  EXPECT_TRUE(at::allclose(after, evaluate(true), 1e-4, 1e-5));
+  EXPECT_FALSE(at::allclose(after, before, 1e-3, 1e-3));
+}
+
 TEST(Builtin, ChecksumAndMissingWeightsAreNamed) {
   zbtest::TempDir d;
   Builtin b(d.path());
