@@ -180,9 +180,37 @@ class BuiltinModel : public Model {
   at::Device device() const override { return norm_.device(); }
 
  private:
+  // In chunks whose last-layer activations take about 8 MiB: a batch of 256
+  // through a width-128 ResNet made each of the pass's dozen tensors of that
+  // size 33 MiB, over glibc's largest mmap threshold (32 MiB), so every one
+  // was mapped and faulted in anew (BM_ExtractSketch: README, Performance).
+  // The projections are drawn from the seed, the same for every chunk.
+  Traced trace(const at::Tensor& x, int m, int sketch_dim, uint64_t seed) {
+    // Both architectures halve the image twice before their last layer.
+    const int64_t per_image = net_->last_conv()->options.out_channels() * (x.size(-2) / 4) * (x.size(-1) / 4) * 4;
+    // At least a block of 16 images for every thread (zoo::FoldedNet).
+    const int64_t chunk = std::max<int64_t>(16 * at::get_num_threads(),
+                                            (int64_t{8} << 20) / std::max<int64_t>(per_image, 1) / 16 * 16);
+    if (x.size(0) <= chunk) return trace_chunk(x, m, sketch_dim, seed);
+    Traced all;
+    std::vector<at::Tensor> f, z, s;
+    for (int64_t lo = 0; lo < x.size(0); lo += chunk) {
+      Traced t = trace_chunk(x.narrow(0, lo, std::min(chunk, x.size(0) - lo)), m, sketch_dim, seed);
+      f.push_back(t.features);
+      z.push_back(t.logits);
+      s.push_back(t.sketch);
+      all.seconds_features += t.seconds_features;
+      all.seconds_sketch += t.seconds_sketch;
+    }
+    all.features = torch::cat(f);
+    all.logits = torch::cat(z);
+    all.sketch = torch::cat(s);
+    return all;
+  }
+
   // The forward pass up to the logits, without an autograd graph before the
   // last convolution, then m backward passes from its output.
-  Traced trace(const at::Tensor& x, int m, int sketch_dim, uint64_t seed) {
+  Traced trace_chunk(const at::Tensor& x, int m, int sketch_dim, uint64_t seed) {
     const auto t0 = std::chrono::steady_clock::now();  // the sketch's clock: its draws, the pass and the rest
     auto conv = net_->last_conv();
     const int64_t cout = conv->options.out_channels(), cin = conv->options.in_channels();

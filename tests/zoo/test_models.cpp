@@ -328,6 +328,23 @@ TEST(GradSketch, IsTheProjectionOfEachExactGradient) {
   }
 }
 
+// A batch longer than the traced pass's chunk (8 MiB of last-layer
+// activations: 4,096 images at width 2) is sketched in chunks with the same
+// projections: each image's sketch, features and logits as on its own.
+TEST(GradSketch, ChunksAreInvisible) {
+  zbtest::TempDir d;
+  Builtin b(d.path(), "resnet8", 2);
+  auto model = load_model(b.manifest, b.manifest.entries[0]);
+  torch::manual_seed(9);
+  const at::Tensor x = torch::rand({4100, 1, 32, 32});
+  const Model::Traced all = model->features_logits_and_sketch(x, 2, 64, 5);
+  const Model::Traced tail = model->features_logits_and_sketch(x.narrow(0, 4090, 10), 2, 64, 5);
+  ASSERT_EQ(all.sketch.size(0), 4100);
+  EXPECT_TRUE(at::allclose(all.sketch.narrow(0, 4090, 10), tail.sketch, 1e-4, 1e-6));
+  EXPECT_TRUE(at::allclose(all.features.narrow(0, 4090, 10), tail.features, 1e-5, 1e-6));
+  EXPECT_TRUE(at::allclose(all.logits.narrow(0, 4090, 10), tail.logits, 1e-5, 1e-6));
+}
+
 TEST(Extract, DeterministicAndSampled) {
   zbtest::TempDir d;
   Builtin b(d.path());
