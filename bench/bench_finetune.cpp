@@ -226,7 +226,6 @@ int main(int argc, char** argv) {
     // A second baseline: the folded copy on oneDNN's kernels, where the model
     // runs the lane kernels on a narrow net (zoo::FoldedNet::features).
     const zoo::FoldedNet onednn(*unfolded, /*lane_kernels=*/false);
-    const bool lane_kernels_used = zoo::FoldedNet(*unfolded).uses_lane_kernels();
     auto extract_with = [&](auto&& features) {
       torch::NoGradGuard no_graph;
       std::vector<at::Tensor> fs;
@@ -293,7 +292,7 @@ int main(int argc, char** argv) {
         {"extract_images_per_s_median", round1(zbbench::median(extract_rates))},
         {"extract_unfolded_images_per_s_median", round1(zbbench::median(unfolded_rates))},
         {"extract_onednn_images_per_s_median", round1(zbbench::median(onednn_rates))},
-        {"extract_lane_kernels", lane_kernels_used},
+        {"extract_lane_kernels", zoo::lane_kernels_enabled()},
         {"forward_gflop_per_image", zbbench::forward_flops(zoo::NetSpec{arch, width, channels, {source_classes}}, 32) / 1e9},
         {"extract_gflop_per_s_median",
          round1(zbbench::median(extract_rates) * zbbench::forward_flops(zoo::NetSpec{arch, width, channels, {source_classes}}, 32) / 1e9)},

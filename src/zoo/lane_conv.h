@@ -31,6 +31,24 @@ struct LaneConv {
   int64_t lanes = 0;  // Np, a multiple of kConvLanes
 };
 
+// A k x k convolution of cin -> cout channels at stride, padding k / 2, on
+// h x w inputs stored with `lanes` lanes.
+inline LaneConv lane_conv_shape(int64_t cin, int64_t cout, int64_t k, int64_t stride, int64_t h, int64_t w,
+                                int64_t lanes) {
+  LaneConv s;
+  s.cin = cin;
+  s.cout = cout;
+  s.k = k;
+  s.stride = stride;
+  s.pad = k / 2;
+  s.h = h;
+  s.w = w;
+  s.oh = (h + 2 * s.pad - k) / stride + 1;
+  s.ow = (w + 2 * s.pad - k) / stride + 1;
+  s.lanes = lanes;
+  return s;
+}
+
 // What the forward pass does to each sum before it stores it, in this
 // order: adds bias[co], adds the residual (laid out as y), clamps at zero.
 // Inference folds each BatchNorm into a bias, so that a layer, its shortcut

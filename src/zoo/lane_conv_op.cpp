@@ -15,18 +15,7 @@ using detail::kConvLanes;
 using detail::LaneConv;
 
 LaneConv shape_of(int64_t h, int64_t w, const torch::Tensor& weight, int64_t stride, int64_t lanes) {
-  LaneConv s;
-  s.cout = weight.size(0);
-  s.cin = weight.size(1);
-  s.k = weight.size(2);
-  s.stride = stride;
-  s.pad = s.k / 2;
-  s.h = h;
-  s.w = w;
-  s.oh = (s.h + 2 * s.pad - s.k) / stride + 1;
-  s.ow = (s.w + 2 * s.pad - s.k) / stride + 1;
-  s.lanes = lanes;
-  return s;
+  return detail::lane_conv_shape(weight.size(1), weight.size(0), weight.size(2), stride, h, w, lanes);
 }
 
 // N x C x H x W -> C x H x W x Np, the lanes past N zero.

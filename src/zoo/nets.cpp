@@ -173,17 +173,9 @@ class LanePlanner {
   Act conv(const Act& src, const torch::Tensor& weight, const torch::Tensor& bias, int64_t stride, bool relu,
            const Act* residual = nullptr, int live = -1) {
     detail::LaneStep step;
-    detail::LaneConv& s = step.shape;
-    s.cout = weight.size(0);
-    s.cin = weight.size(1);
-    s.k = weight.size(2);
-    s.pad = s.k / 2;
-    s.stride = stride;
-    s.h = src.h;
-    s.w = src.w;
-    s.oh = (s.h + 2 * s.pad - s.k) / stride + 1;
-    s.ow = (s.w + 2 * s.pad - s.k) / stride + 1;
-    s.lanes = detail::kConvLanes;
+    step.shape = detail::lane_conv_shape(weight.size(1), weight.size(0), weight.size(2), stride, src.h, src.w,
+                                         detail::kConvLanes);
+    const detail::LaneConv& s = step.shape;
     // What torch::conv2d would refuse, before a kernel reads past an array.
     if (src.c != s.cin || s.oh < 1 || s.ow < 1)
       throw Error("a convolution of " + std::to_string(s.cin) + " input channels got " + std::to_string(src.c) + " x " +
