@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "lane_net.h"
+#include "train_ops.h"
 
 #include "zoobench/error.h"
 
@@ -86,11 +87,16 @@ void NetImpl::set_domain(int64_t d) {
 }
 
 void NetImpl::set_sync(comm::Collective* group) {
+  sync = group;
   for (auto& m : modules(/*include_self=*/false))
     if (auto* bn = m->as<DomainBNImpl>()) bn->sync = group;
 }
 
 torch::Tensor NetImpl::features(const torch::Tensor& x) {
+  return trains_on_own_kernels(*this, x) ? train_features(*this, x) : module_features(x);
+}
+
+torch::Tensor NetImpl::module_features(const torch::Tensor& x) {
   torch::Tensor h = x;
   if (spec.arch == "cnn") {
     for (size_t k = 0; k < convs.size(); ++k) {

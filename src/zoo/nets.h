@@ -64,9 +64,14 @@ struct NetSpec {
 struct NetImpl : torch::nn::Module {
   explicit NetImpl(NetSpec spec);
   torch::Tensor features(const torch::Tensor& x);  // of the active domain
+  // features() on libtorch's layers (and the lane convolutions, train_conv)
+  // throughout; features() trains on zoobench's own (train_ops.h) where
+  // they apply.
+  torch::Tensor module_features(const torch::Tensor& x);
   torch::Tensor forward(const torch::Tensor& x) { return heads[active]->forward(features(x)); }
   void set_domain(int64_t d);
   void set_sync(comm::Collective* group);  // synchronised BatchNorm over the group (nullptr = local)
+  comm::Collective* sync = nullptr;
   torch::nn::Conv2d last_conv();  // the layer LGC differentiates
   NetSpec spec;
   int64_t feature_dim = 0;

@@ -1,0 +1,209 @@
+#include "train_kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "zoobench/simd.h"
+
+#pragma GCC diagnostic ignored "-Wpsabi"  // see simd.h
+
+namespace zoobench::zoo::detail {
+namespace {
+using simd::load;
+using simd::store;
+using Vec = simd::f32x16;
+using Mask = simd::i32x16;
+constexpr int64_t kL = simd::kLanes;
+
+// Sums run in float vectors and are moved into a double every this many
+// vectors, so that a channel of 32 x 32 x 32 values sums to double
+// precision at float speed.
+constexpr int kFlushEvery = 64;
+
+ZB_INLINE Mask first_lanes(int64_t k) {
+  const Mask iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  return iota < static_cast<int32_t>(k);
+}
+
+// The first k floats at p, zeros after them.
+ZB_INLINE Vec load_part(const float* p, int64_t k) {
+  if (k == kL) return load(p);
+  Vec v{};
+  if (k > 0) std::memcpy(&v, p, static_cast<size_t>(k) * sizeof(float));
+  return v;
+}
+
+// Calls f(offset, k) for every vector of channel c, k its real values (the
+// rest: padding lanes or past a run's end). Lane-major runs are whole
+// vectors; an NCHW run may end in a part of one.
+template <class F>
+ZB_INLINE void each_vector(const BnLayout& l, int64_t c, F&& f) {
+  const int64_t base = c * l.chan_stride;
+  if (l.lanes) {
+    for (int64_t p = 0; p < l.length; p += l.lanes)
+      for (int64_t v = 0; v < l.lanes; v += kL) f(base + p + v, std::clamp<int64_t>(l.valid - v, 0, kL));
+  } else {
+    for (int64_t r = 0; r < l.segments; ++r)
+      for (int64_t j = 0; j < l.length; j += kL) f(base + r * l.seg_stride + j, std::min(kL, l.length - j));
+  }
+}
+
+// Writes v's first k lanes; the rest too, as zeros, where the layout holds
+// padding lanes there.
+ZB_INLINE void store_part(const BnLayout& l, float* p, Vec v, int64_t k) {
+  if (k == kL) {
+    store(p, v);
+  } else if (l.lanes) {
+    store(p, simd::select(first_lanes(k), v, Vec{}));
+  } else {
+    std::memcpy(p, &v, static_cast<size_t>(k) * sizeof(float));
+  }
+}
+
+// A sum of vectors, in double every kFlushEvery vectors.
+struct Summer {
+  Vec acc{};
+  double total = 0;
+  int pending = 0;
+  ZB_INLINE void add(const Vec& v) {
+    acc += v;
+    if (++pending == kFlushEvery) flush();
+  }
+  ZB_INLINE void flush() {
+    for (int64_t q = 0; q < kL; ++q) total += acc[q];
+    acc = Vec{};
+    pending = 0;
+  }
+  ZB_INLINE double sum() {
+    flush();
+    return total;
+  }
+};
+
+// The ReLU's gradient: g where the output was positive (y > 0), else 0.
+ZB_INLINE Vec relu_grad(const Vec& g, const float* y, int64_t at, int64_t k) {
+  return y ? simd::select(load_part(y + at, k) > Vec{}, g, Vec{}) : g;
+}
+
+}  // namespace
+
+BnLayout bn_nchw(int64_t n, int64_t c, int64_t hw) {
+  BnLayout l;
+  l.segments = n;
+  l.length = hw;
+  l.seg_stride = c * hw;
+  l.chan_stride = hw;
+  return l;
+}
+
+BnLayout bn_lanes(int64_t hw, int64_t lanes, int64_t valid) {
+  BnLayout l;
+  l.length = hw * lanes;
+  l.chan_stride = l.length;
+  l.lanes = lanes;
+  l.valid = valid;
+  return l;
+}
+
+ZB_VECTOR_CLONES void bn_act_forward(const BnLayout& l, const float* x, const float* gamma, const float* beta,
+                                     const float* residual, bool relu, double eps, float* y, float* mean, float* var,
+                                     int64_t c_lo, int64_t c_hi) {
+  const double count = static_cast<double>(l.count());
+  for (int64_t c = c_lo; c < c_hi; ++c) {
+    Summer s1;
+    each_vector(l, c, [&](int64_t at, int64_t k) { s1.add(load_part(x + at, k)); });
+    const double mu = s1.sum() / count;
+    // Centred, in a second pass: E[x^2] - E[x]^2 cancels when the mean is
+    // large against the spread.
+    const Vec vmu = Vec{} + static_cast<float>(mu);
+    Summer s2;
+    each_vector(l, c, [&](int64_t at, int64_t k) {
+      const Vec d = simd::select(first_lanes(k), load_part(x + at, k) - vmu, Vec{});
+      s2.add(d * d);
+    });
+    const double v = s2.sum() / count;
+    const double invstd = 1.0 / std::sqrt(v + eps);
+    mean[c] = static_cast<float>(mu);
+    var[c] = static_cast<float>(v);
+    const Vec scale = Vec{} + static_cast<float>(gamma[c] * invstd);
+    const Vec shift = Vec{} + static_cast<float>(beta[c] - mu * gamma[c] * invstd);
+    each_vector(l, c, [&](int64_t at, int64_t k) {
+      Vec r = load_part(x + at, k) * scale + shift;
+      if (residual) r += load_part(residual + at, k);
+      // Written so that a NaN passes through, as torch::relu lets it.
+      if (relu) r = simd::select(r < Vec{}, Vec{}, r);
+      store_part(l, y + at, r, k);
+    });
+  }
+}
+
+ZB_VECTOR_CLONES void bn_act_backward(const BnLayout& l, const float* gy, const float* x, const float* y,
+                                      const float* mean, const float* invstd, const float* gamma, float* gx,
+                                      float* gskip, float* dgamma, float* dbeta, int64_t c_lo, int64_t c_hi) {
+  const double count = static_cast<double>(l.count());
+  for (int64_t c = c_lo; c < c_hi; ++c) {
+    const Vec vmu = Vec{} + mean[c];
+    Summer sg, sgx;
+    each_vector(l, c, [&](int64_t at, int64_t k) {
+      const Vec g = relu_grad(load_part(gy + at, k), y, at, k);
+      if (gskip) store_part(l, gskip + at, g, k);
+      sg.add(g);
+      sgx.add(g * simd::select(first_lanes(k), load_part(x + at, k) - vmu, Vec{}));
+    });
+    const double sum_g = sg.sum(), sum_gx = sgx.sum();
+    dbeta[c] = static_cast<float>(sum_g);
+    dgamma[c] = static_cast<float>(sum_gx * invstd[c]);
+    // gx = a (g - mean(g) - (x - mean) invstd^2 mean(g (x - mean))), a = gamma invstd
+    const double a = static_cast<double>(gamma[c]) * invstd[c];
+    const double k2 = static_cast<double>(invstd[c]) * invstd[c] * sum_gx / count;
+    const Vec va = Vec{} + static_cast<float>(a), vxk = Vec{} + static_cast<float>(-a * k2);
+    const Vec vc = Vec{} + static_cast<float>(a * (k2 * mean[c] - sum_g / count));
+    each_vector(l, c, [&](int64_t at, int64_t k) {
+      const Vec g = gskip ? load_part(gskip + at, k) : relu_grad(load_part(gy + at, k), y, at, k);
+      store_part(l, gx + at, va * g + vxk * load_part(x + at, k) + vc, k);
+    });
+  }
+}
+
+ZB_VECTOR_CLONES void lane_max_pool2_forward(const float* x, int64_t h, int64_t w, int64_t lanes, float* y,
+                                             int64_t c_lo, int64_t c_hi) {
+  const int64_t oh = h / 2, ow = w / 2, row = w * lanes;
+  for (int64_t c = c_lo; c < c_hi; ++c)
+    for (int64_t oy = 0; oy < oh; ++oy)
+      for (int64_t ox = 0; ox < ow; ++ox)
+        for (int64_t v = 0; v < lanes; v += kL) {
+          const float* p = x + ((c * h + 2 * oy) * w + 2 * ox) * lanes + v;
+          const Vec in[4] = {load(p), load(p + lanes), load(p + row), load(p + row + lanes)};
+          // The first maximum, a NaN taking over, as max_pool2d's scan does.
+          Vec m = in[0];
+          for (int q = 1; q < 4; ++q) m = simd::select((in[q] > m) | (in[q] != in[q]), in[q], m);
+          store(y + ((c * oh + oy) * ow + ox) * lanes + v, m);
+        }
+}
+
+ZB_VECTOR_CLONES void lane_max_pool2_backward(const float* x, const float* y, const float* gy, int64_t h, int64_t w,
+                                              int64_t lanes, float* gx, int64_t c_lo, int64_t c_hi) {
+  const int64_t oh = h / 2, ow = w / 2, row = w * lanes;
+  std::fill(gx + c_lo * h * w * lanes, gx + c_hi * h * w * lanes, 0.0f);
+  for (int64_t c = c_lo; c < c_hi; ++c)
+    for (int64_t oy = 0; oy < oh; ++oy)
+      for (int64_t ox = 0; ox < ow; ++ox)
+        for (int64_t v = 0; v < lanes; v += kL) {
+          const int64_t at = ((c * oh + oy) * ow + ox) * lanes + v;
+          const Vec m = load(y + at), g = load(gy + at);
+          float* p = gx + ((c * h + 2 * oy) * w + 2 * ox) * lanes + v;
+          const float* q = x + (p - gx);
+          float* const out[4] = {p, p + lanes, p + row, p + row + lanes};
+          const float* const in[4] = {q, q + lanes, q + row, q + row + lanes};
+          Mask taken{};
+          for (int t = 0; t < 4; ++t) {
+            const Vec xv = load(in[t]);
+            const Mask hit = ((xv == m) | ((xv != xv) & (m != m))) & ~taken;
+            store(out[t], simd::select(hit, g, Vec{}));
+            taken |= hit;
+          }
+        }
+}
+
+}  // namespace zoobench::zoo::detail
