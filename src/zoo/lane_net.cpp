@@ -1,5 +1,7 @@
 #include "lane_net.h"
 
+#include <cmath>
+
 #include "zoobench/simd.h"
 
 #pragma GCC diagnostic ignored "-Wpsabi"  // see simd.h
@@ -10,19 +12,22 @@ using simd::load;
 using simd::store;
 using Vec = simd::f32x16;
 
-// The larger of a and b, a NaN in either passing through, as max_pool2d
-// lets it.
-ZB_INLINE Vec max_nan(const Vec& a, const Vec& b) { return simd::select((a < b) | (b != b), b, a); }
-
+// Lane by lane, for GCC's loop vectoriser: on vector types it made the
+// selects of a NaN-aware maximum one scalar branch a lane.
 ZB_VECTOR_CLONES void max_pool2(const LaneConv& s, const float* x, float* y) {
   for (int64_t c = 0; c < s.cin; ++c)
     for (int64_t oy = 0; oy < s.oh; ++oy)
       for (int64_t ox = 0; ox < s.ow; ++ox) {
         const float* p = x + ((c * s.h + 2 * oy) * s.w + 2 * ox) * kConvLanes;
         const int64_t below = s.w * kConvLanes;
-        const Vec m =
-            max_nan(max_nan(load(p), load(p + kConvLanes)), max_nan(load(p + below), load(p + below + kConvLanes)));
-        store(y + ((c * s.oh + oy) * s.ow + ox) * kConvLanes, m);
+        const float* const in[4] = {p, p + kConvLanes, p + below, p + below + kConvLanes};
+        float* out = y + ((c * s.oh + oy) * s.ow + ox) * kConvLanes;
+        for (int64_t i = 0; i < kConvLanes; ++i) {
+          // The first maximum, a NaN taking over, as max_pool2d's scan does.
+          float m = in[0][i];
+          for (int q = 1; q < 4; ++q) m = (in[q][i] > m || std::isnan(in[q][i])) ? in[q][i] : m;
+          out[i] = m;
+        }
       }
 }
 

@@ -21,9 +21,12 @@ constexpr int64_t kL = simd::kLanes;
 // precision at float speed.
 constexpr int kFlushEvery = 64;
 
+// GCC turns a comparison of a vector with a scalar, and an | of two
+// comparisons, into one scalar branch a lane (objdump: seta, cmov): the
+// code below compares vectors with vectors and chains selects instead.
 ZB_INLINE Mask first_lanes(int64_t k) {
   const Mask iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-  return iota < static_cast<int32_t>(k);
+  return iota < (Mask{} + static_cast<int32_t>(k));
 }
 
 // The first k floats at p, zeros after them.
@@ -51,14 +54,10 @@ ZB_INLINE void each_vector(const BnLayout& l, int64_t c, F&& f) {
 
 // Writes v's first k lanes; the rest too, as zeros, where the layout holds
 // padding lanes there.
-ZB_INLINE void store_part(const BnLayout& l, float* p, Vec v, int64_t k) {
-  if (k == kL) {
-    store(p, v);
-  } else if (l.lanes) {
-    store(p, simd::select(first_lanes(k), v, Vec{}));
-  } else {
-    std::memcpy(p, &v, static_cast<size_t>(k) * sizeof(float));
-  }
+ZB_INLINE void store_part(const BnLayout& l, float* p, const Vec& v, int64_t k) {
+  if (k == kL) return store(p, v);
+  std::memcpy(p, &v, static_cast<size_t>(k) * sizeof(float));
+  if (l.lanes) std::fill(p + k, p + kL, 0.0f);
 }
 
 // A sum of vectors, in double every kFlushEvery vectors.
@@ -119,7 +118,8 @@ ZB_VECTOR_CLONES void bn_act_forward(const BnLayout& l, const float* x, const fl
     const Vec vmu = Vec{} + static_cast<float>(mu);
     Summer s2;
     each_vector(l, c, [&](int64_t at, int64_t k) {
-      const Vec d = simd::select(first_lanes(k), load_part(x + at, k) - vmu, Vec{});
+      Vec d = load_part(x + at, k) - vmu;
+      if (k < kL) d = simd::select(first_lanes(k), d, Vec{});
       s2.add(d * d);
     });
     const double v = s2.sum() / count;
@@ -149,7 +149,7 @@ ZB_VECTOR_CLONES void bn_act_backward(const BnLayout& l, const float* gy, const 
       const Vec g = relu_grad(load_part(gy + at, k), y, at, k);
       if (gskip) store_part(l, gskip + at, g, k);
       sg.add(g);
-      sgx.add(g * simd::select(first_lanes(k), load_part(x + at, k) - vmu, Vec{}));
+      sgx.add(g * (load_part(x + at, k) - vmu));  // g is 0 past k
     });
     const double sum_g = sg.sum(), sum_gx = sgx.sum();
     dbeta[c] = static_cast<float>(sum_g);
@@ -166,44 +166,58 @@ ZB_VECTOR_CLONES void bn_act_backward(const BnLayout& l, const float* gy, const 
   }
 }
 
+// One 2 x 2 window's gradient for kL lanes: all of it to the first input
+// whose bits are the output's (the one the forward pass chose, or an equal
+// one before it), none to the others. Lane by lane on distinct arrays, for
+// GCC's loop vectoriser: on vector types it made the selects one scalar
+// branch a lane.
+ZB_INLINE void route(const float* __restrict x, const float* __restrict y, const float* __restrict gy,
+                     float* __restrict gx, int64_t right, int64_t down) {
+  for (int64_t l = 0; l < kL; ++l) {
+    float rest = gy[l];
+    int32_t m;
+    std::memcpy(&m, y + l, sizeof m);
+    for (int q = 0; q < 4; ++q) {
+      const int64_t at = (q & 1 ? right : 0) + (q & 2 ? down : 0) + l;
+      int32_t v;
+      std::memcpy(&v, x + at, sizeof v);
+      gx[at] = v == m ? rest : 0.0f;
+      rest = v == m ? 0.0f : rest;
+    }
+  }
+}
+
+// The forward pool lane by lane, for GCC's loop vectoriser: on vector
+// types it made a NaN-aware maximum one scalar branch a lane.
 ZB_VECTOR_CLONES void lane_max_pool2_forward(const float* x, int64_t h, int64_t w, int64_t lanes, float* y,
                                              int64_t c_lo, int64_t c_hi) {
   const int64_t oh = h / 2, ow = w / 2, row = w * lanes;
   for (int64_t c = c_lo; c < c_hi; ++c)
     for (int64_t oy = 0; oy < oh; ++oy)
-      for (int64_t ox = 0; ox < ow; ++ox)
-        for (int64_t v = 0; v < lanes; v += kL) {
-          const float* p = x + ((c * h + 2 * oy) * w + 2 * ox) * lanes + v;
-          const Vec in[4] = {load(p), load(p + lanes), load(p + row), load(p + row + lanes)};
+      for (int64_t ox = 0; ox < ow; ++ox) {
+        const float* p = x + ((c * h + 2 * oy) * w + 2 * ox) * lanes;
+        const float* const in[4] = {p, p + lanes, p + row, p + row + lanes};
+        float* out = y + ((c * oh + oy) * ow + ox) * lanes;
+        for (int64_t i = 0; i < lanes; ++i) {
           // The first maximum, a NaN taking over, as max_pool2d's scan does.
-          Vec m = in[0];
-          for (int q = 1; q < 4; ++q) m = simd::select((in[q] > m) | (in[q] != in[q]), in[q], m);
-          store(y + ((c * oh + oy) * ow + ox) * lanes + v, m);
+          float m = in[0][i];
+          for (int q = 1; q < 4; ++q) m = (in[q][i] > m || std::isnan(in[q][i])) ? in[q][i] : m;
+          out[i] = m;
         }
+      }
 }
 
 ZB_VECTOR_CLONES void lane_max_pool2_backward(const float* x, const float* y, const float* gy, int64_t h, int64_t w,
                                               int64_t lanes, float* gx, int64_t c_lo, int64_t c_hi) {
   const int64_t oh = h / 2, ow = w / 2, row = w * lanes;
-  std::fill(gx + c_lo * h * w * lanes, gx + c_hi * h * w * lanes, 0.0f);
+  // Every input of a window is written below; a last odd row or column is not.
+  if (h % 2 || w % 2) std::fill(gx + c_lo * h * w * lanes, gx + c_hi * h * w * lanes, 0.0f);
   for (int64_t c = c_lo; c < c_hi; ++c)
     for (int64_t oy = 0; oy < oh; ++oy)
-      for (int64_t ox = 0; ox < ow; ++ox)
-        for (int64_t v = 0; v < lanes; v += kL) {
-          const int64_t at = ((c * oh + oy) * ow + ox) * lanes + v;
-          const Vec m = load(y + at), g = load(gy + at);
-          float* p = gx + ((c * h + 2 * oy) * w + 2 * ox) * lanes + v;
-          const float* q = x + (p - gx);
-          float* const out[4] = {p, p + lanes, p + row, p + row + lanes};
-          const float* const in[4] = {q, q + lanes, q + row, q + row + lanes};
-          Mask taken{};
-          for (int t = 0; t < 4; ++t) {
-            const Vec xv = load(in[t]);
-            const Mask hit = ((xv == m) | ((xv != xv) & (m != m))) & ~taken;
-            store(out[t], simd::select(hit, g, Vec{}));
-            taken |= hit;
-          }
-        }
+      for (int64_t ox = 0; ox < ow; ++ox) {
+        const int64_t at = ((c * oh + oy) * ow + ox) * lanes, from = ((c * h + 2 * oy) * w + 2 * ox) * lanes;
+        for (int64_t v = 0; v < lanes; v += kL) route(x + from + v, y + at + v, gy + at + v, gx + from + v, lanes, row);
+      }
 }
 
 }  // namespace zoobench::zoo::detail
