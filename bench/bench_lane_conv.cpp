@@ -122,13 +122,15 @@ void BM_EvalConv(benchmark::State& st) {
   st.SetLabel(impl == 0 ? "lane" : "libtorch");
 }
 
-// The shapes of resnet8/resnet20 at widths 4 and 8 on 32 x 32 images, and
-// the next widths up.
+// The shapes of resnet8/resnet20 at widths 4, 8 and 12 on 32 x 32 images,
+// and the next widths up: where lane_conv_wins draws its line.
 void shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"impl", "cin", "cout", "k", "stride", "side"});
-  for (const Shape& s : {Shape{1, 4, 3, 1, 32}, Shape{4, 4, 3, 1, 32}, Shape{4, 8, 3, 2, 32}, Shape{4, 8, 1, 2, 32},
-                         Shape{8, 8, 3, 1, 16}, Shape{1, 8, 3, 1, 32}, Shape{8, 8, 3, 1, 32}, Shape{8, 16, 3, 2, 16},
-                         Shape{8, 16, 1, 2, 16}, Shape{16, 16, 3, 1, 8}, Shape{16, 16, 3, 1, 16}})
+  for (const Shape& s :
+       {Shape{1, 4, 3, 1, 32}, Shape{4, 4, 3, 1, 32}, Shape{4, 8, 3, 2, 32}, Shape{4, 8, 1, 2, 32},
+        Shape{8, 8, 3, 1, 16}, Shape{1, 8, 3, 1, 32}, Shape{8, 8, 3, 1, 32}, Shape{8, 16, 3, 2, 16},
+        Shape{8, 16, 1, 2, 16}, Shape{12, 12, 3, 1, 32}, Shape{12, 24, 3, 2, 32}, Shape{12, 24, 1, 2, 32},
+        Shape{24, 24, 3, 1, 16}, Shape{48, 48, 3, 1, 8}, Shape{16, 16, 3, 1, 8}, Shape{16, 16, 3, 1, 16}})
     for (int64_t impl = 0; impl < 2; ++impl) b->Args({impl, s.cin, s.cout, s.k, s.stride, s.side});
 }
 BENCHMARK(BM_TrainConv)->Apply(shapes)->Unit(benchmark::kMicrosecond);
@@ -138,7 +140,11 @@ void BM_EvalNet(benchmark::State& st) {
   const char* t = std::getenv("ZB_THREADS");
   at::set_num_threads(t && *t ? std::atoi(t) : 1);
   const int64_t impl = st.range(0);
-  const zoobench::zoo::NetSpec spec{st.range(1) == 0 ? "resnet8" : st.range(1) == 1 ? "resnet20" : "cnn", st.range(2), 1,
+  const zoobench::zoo::NetSpec spec{st.range(1) == 0   ? "resnet8"
+                                    : st.range(1) == 1 ? "resnet20"
+                                                       : "cnn",
+                                    st.range(2),
+                                    1,
                                     {10}};
   torch::manual_seed(1);
   zoobench::zoo::Net net(spec);

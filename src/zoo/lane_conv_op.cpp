@@ -143,8 +143,8 @@ bool lane_conv_applies(const torch::nn::Conv2d& conv) {
   const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
   return lane_kernels_enabled() && conv->is_training() && square && (k == 1 || k == 3) && pad && (**pad)[0] == k / 2 &&
          (**pad)[1] == k / 2 && c10::get_if<torch::enumtype::kZeros>(&o.padding_mode()) && !o.bias() &&
-         o.groups() == 1 && (*o.dilation())[0] == 1 && (*o.dilation())[1] == 1 && o.in_channels() <= kLaneConvMaxIn &&
-         o.out_channels() <= kLaneConvMaxOut;
+         o.groups() == 1 && (*o.dilation())[0] == 1 && (*o.dilation())[1] == 1 &&
+         lane_conv_wins(o.in_channels(), o.out_channels());
 }
 
 torch::Tensor train_conv(torch::nn::Conv2d& conv, const torch::Tensor& x) {

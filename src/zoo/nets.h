@@ -25,14 +25,18 @@ torch::Tensor sync_batch_norm(const torch::Tensor& x, torch::nn::BatchNorm2d& bn
 // and weight: what torch::conv2d computes, to float rounding. x: N x C x H x W
 // float32 on the CPU.
 torch::Tensor lane_conv2d(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride);
-// A layer's convolution in training: the lane kernels where they apply and
-// are the faster (a CPU float32 input, 1 x 1 or 3 x 3 with zero padding, no
-// bias, at most kLaneConvMaxIn channels in and kLaneConvMaxOut out), the
-// module (oneDNN) otherwise. The bounds are where the lane kernels' forward
-// and backward pass together beat oneDNN's on a batch of 32
-// (bench/bench_lane_conv; 16 -> 16 ran at 0.73-1.09x: README, Performance).
+// A layer's convolution in training: the lane kernels where they apply
+// (a CPU float32 input, 1 x 1 or 3 x 3 with zero padding, no bias) and
+// lane_conv_wins, the module (oneDNN) otherwise.
 // ZOOBENCH_LANE_CONV=0 in the environment turns them off.
-inline constexpr int64_t kLaneConvMaxIn = 8, kLaneConvMaxOut = 16;
+// Where the lane kernels' forward and backward pass together beat oneDNN's
+// on a batch of 32 (bench/bench_lane_conv; README, Performance): up to 24
+// channels, unless both counts are multiples of 16, which oneDNN's vectors
+// of 16 channels fill (16 -> 16 ran at 0.73-1.09x, 24 -> 24 at 1.2-1.3x,
+// 48 -> 48 at 0.7-0.8x).
+constexpr bool lane_conv_wins(int64_t cin, int64_t cout) {
+  return cin <= 24 && cout <= 24 && !(cin % 16 == 0 && cout % 16 == 0);
+}
 torch::Tensor train_conv(torch::nn::Conv2d& conv, const torch::Tensor& x);
 // False when ZOOBENCH_LANE_CONV=0 is in the environment.
 bool lane_kernels_enabled();
@@ -78,9 +82,9 @@ struct NetImpl : torch::nn::Module {
   int64_t active = 0;
   torch::nn::Conv2d stem{nullptr};
   DomainBN stem_bn{nullptr};
-  std::vector<BasicBlock> blocks;                       // resnets
-  std::vector<torch::nn::Conv2d> convs;                 // cnn
-  std::vector<DomainBN> conv_bns;                       // cnn
+  std::vector<BasicBlock> blocks;        // resnets
+  std::vector<torch::nn::Conv2d> convs;  // cnn
+  std::vector<DomainBN> conv_bns;        // cnn
   std::vector<torch::nn::Linear> heads;
 };
 TORCH_MODULE(Net);
@@ -114,6 +118,7 @@ class FoldedNet {
   // the BatchNorm's gamma / sqrt(var + eps).
   const torch::Tensor& last_scale() const { return last_conv().scale; }
   bool uses_lane_kernels() const { return lanes_; }
+
  private:
   struct Conv {
     torch::Tensor weight, bias, scale;  // scale: the BatchNorm's factor folded into weight

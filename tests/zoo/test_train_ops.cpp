@@ -110,16 +110,17 @@ TEST(TrainOps, MaxPoolOnLanesIsTorchsWithItsGradients) {
 
 // A whole training step's forward and backward pass on zoobench's layers
 // against the same net on libtorch's: features, every parameter's gradient
-// and every running statistic. Width 8 hands over from the lanes to
-// oneDNN's convolutions halfway (16 -> 16), width 4 never does; ragged
-// batches leave padding lanes.
+// and every running statistic. Each ResNet hands over from the lanes to
+// oneDNN's convolutions within a block (16 -> 16 at widths 4 and 8, 24 ->
+// 48 at 12), its shortcut crossing layouts; ragged batches leave padding
+// lanes.
 TEST(TrainOps, NetTrainsAsOnLibtorchsLayers) {
   struct Case {
     std::string arch;
     int64_t width, channels, n;
   };
   for (const Case& k : {Case{"resnet8", 8, 1, 32}, Case{"resnet8", 4, 3, 13}, Case{"cnn", 8, 1, 21},
-                        Case{"resnet14", 4, 1, 16}}) {
+                        Case{"resnet8", 12, 3, 19}, Case{"resnet14", 4, 1, 16}}) {
     SCOPED_TRACE(k.arch + " w" + std::to_string(k.width) + " n " + std::to_string(k.n));
     torch::manual_seed(k.n);
     zoo::Net ours(zoo::NetSpec{k.arch, k.width, k.channels, {10}});
