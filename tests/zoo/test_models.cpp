@@ -5,6 +5,7 @@
 
 #include "../common.h"
 #include "zoo/model_parts.h"
+#include "graph_has.h"
 #include "zoo/nets.h"
 #include "zoobench/augment.h"
 #include "zoobench/error.h"
@@ -452,27 +453,13 @@ TEST(Simd, Transpose16IsTheTranspose) {
     for (int64_t j = 0; j < simd::kLanes; ++j) EXPECT_EQ(r[i][j], static_cast<float>(j * 100 + i)) << i << "," << j;
 }
 
-// Whether the autograd graph behind `out` has a node whose name contains `part`.
-bool graph_has(const at::Tensor& out, const std::string& part) {
-  std::vector<torch::autograd::Node*> todo{out.grad_fn().get()};
-  std::set<torch::autograd::Node*> seen;
-  while (!todo.empty()) {
-    torch::autograd::Node* f = todo.back();
-    todo.pop_back();
-    if (!f || !seen.insert(f).second) continue;
-    if (f->name().find(part) != std::string::npos) return true;
-    for (const auto& e : f->next_edges()) todo.push_back(e.function.get());
-  }
-  return false;
-}
-
 TEST(LaneConv, TrainingUsesItAndEvaluationDoesNot) {
   torch::manual_seed(2);
   zoo::Net net(zoo::NetSpec{"resnet8", 4, 1, {10}});
   at::Tensor x = torch::randn({6, 1, 32, 32});
   net->train();
   at::Tensor lane = net->forward(x);
-  EXPECT_TRUE(graph_has(lane, "LaneConv"));
+  EXPECT_TRUE(zbtest::graph_has(lane, "LaneConv"));
   lane.sum().backward();
   at::Tensor g_lane = net->stem->weight.grad().clone();
   net->zero_grad();
@@ -484,10 +471,10 @@ TEST(LaneConv, TrainingUsesItAndEvaluationDoesNot) {
     h = torch::relu(b->bn2(b->conv2->forward(c1)) + skip);
   }
   at::Tensor ref = net->heads[0]->forward(torch::adaptive_avg_pool2d(h, {1, 1}).flatten(1));
-  EXPECT_FALSE(graph_has(ref, "LaneConv"));
+  EXPECT_FALSE(zbtest::graph_has(ref, "LaneConv"));
   ref.sum().backward();
   EXPECT_TRUE(at::allclose(lane, ref, 1e-4, 1e-4));
   EXPECT_TRUE(at::allclose(g_lane, net->stem->weight.grad(), 1e-3, 1e-3));
   net->eval();  // evaluation keeps the modules' kernels (extraction runs zoo::FoldedNet)
-  EXPECT_FALSE(graph_has(net->forward(x), "LaneConv"));
+  EXPECT_FALSE(zbtest::graph_has(net->forward(x), "LaneConv"));
 }

@@ -2,9 +2,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include <set>
 #include <string>
 
+#include "graph_has.h"
 #include "zoo/nets.h"
 #include "zoo/train_ops.h"
 
@@ -14,21 +14,7 @@ namespace {
 
 double max_diff(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); }
 
-bool graph_has(const at::Tensor& out, const std::string& part) {
-  std::vector<torch::autograd::Node*> todo{out.grad_fn().get()};
-  std::set<torch::autograd::Node*> seen;
-  while (!todo.empty()) {
-    torch::autograd::Node* f = todo.back();
-    todo.pop_back();
-    if (!f || !seen.insert(f).second) continue;
-    if (f->name().find(part) != std::string::npos) return true;
-    for (const auto& e : f->next_edges()) todo.push_back(e.function.get());
-  }
-  return false;
-}
-
-// The act's values as N x C x H x W, and (lane-major) whether its padding
-// lanes are all zero.
+// Whether a lane-major activation's padding lanes are all zero (NCHW: true).
 bool padding_is_zero(const zoo::TrainAct& a) {
   if (!a.lanes || a.t.size(3) == a.n) return true;
   return a.t.narrow(3, a.n, a.t.size(3) - a.n).abs().max().item<float>() == 0.0f;
@@ -68,7 +54,7 @@ TEST(TrainOps, BatchNormActIsTorchsWithItsGradients) {
     zoo::TrainAct in{k.lanes ? zoo::to_lanes_op(x) : x, k.n, k.lanes};
     zoo::TrainAct skip{k.lanes ? zoo::to_lanes_op(r) : r, k.n, k.lanes};
     const zoo::TrainAct out = zoo::act_bn(*ours, in, k.residual ? &skip : nullptr, k.relu);
-    EXPECT_TRUE(graph_has(out.t, "BatchNormAct"));
+    EXPECT_TRUE(zbtest::graph_has(out.t, "BatchNormAct"));
     EXPECT_TRUE(padding_is_zero(out));
     at::Tensor y = zoo::act_nchw(out);
     at::Tensor want = ref->forward(x2);
@@ -130,8 +116,8 @@ TEST(TrainOps, NetTrainsAsOnLibtorchsLayers) {
     at::Tensor x = torch::randn({k.n, k.channels, 32, 32});
     ASSERT_TRUE(zoo::trains_on_own_kernels(*ours, x));
     at::Tensor f = ours->features(x), want = ref->module_features(x);
-    EXPECT_TRUE(graph_has(f, "BatchNormAct"));
-    EXPECT_FALSE(graph_has(want, "BatchNormAct"));
+    EXPECT_TRUE(zbtest::graph_has(f, "BatchNormAct"));
+    EXPECT_FALSE(zbtest::graph_has(want, "BatchNormAct"));
     EXPECT_TRUE(at::allclose(f, want, 1e-4, 1e-4)) << max_diff(f, want);
     at::Tensor labels = torch::randint(0, 10, {k.n});
     torch::nn::functional::cross_entropy(ours->heads[0]->forward(f), labels).backward();
