@@ -17,13 +17,14 @@ using Mask = simd::i32x16;
 constexpr int64_t kL = simd::kLanes;
 
 // Sums run in float vectors and are moved into a double every this many
-// vectors, so that a channel of 32 x 32 x 32 values sums to double
-// precision at float speed.
+// vectors: no float sum adds more than 64 values, whatever the channel's
+// size (32 x 32 x 32 = 32,768 values at batch 32).
 constexpr int kFlushEvery = 64;
 
-// GCC turns a comparison of a vector with a scalar, and an | of two
-// comparisons, into one scalar branch a lane (objdump: seta, cmov): the
-// code below compares vectors with vectors and chains selects instead.
+// GCC turns a comparison of a vector with a scalar, an | of two comparisons
+// and chains of selects into one scalar branch a lane (objdump: seta, cmov).
+// This mask compares two vectors, and serves only the part vector at the
+// end of a run.
 ZB_INLINE Mask first_lanes(int64_t k) {
   const Mask iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
   return iota < (Mask{} + static_cast<int32_t>(k));
@@ -166,6 +167,7 @@ ZB_VECTOR_CLONES void bn_act_backward(const BnLayout& l, const float* gy, const 
   }
 }
 
+namespace {
 // One 2 x 2 window's gradient for kL lanes: all of it to the first input
 // whose bits are the output's (the one the forward pass chose, or an equal
 // one before it), none to the others. Lane by lane on distinct arrays, for
@@ -186,6 +188,7 @@ ZB_INLINE void route(const float* __restrict x, const float* __restrict y, const
     }
   }
 }
+}  // namespace
 
 // The forward pool lane by lane, for GCC's loop vectoriser: on vector
 // types it made a NaN-aware maximum one scalar branch a lane.

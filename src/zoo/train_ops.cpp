@@ -27,6 +27,11 @@ struct BatchNormActFunction : torch::autograd::Function<BatchNormActFunction> {
     const int64_t channels = lanes ? x.size(0) : x.size(1);
     const detail::BnLayout l = layout_of(xc, n, lanes);
     TORCH_CHECK(l.count() > 1, "BatchNorm in training needs more than one value per channel, got ", l.count());
+    TORCH_CHECK(weight.numel() == channels && bias.numel() == channels && running_mean.numel() == channels &&
+                    running_var.numel() == channels,
+                "BatchNorm of ", weight.numel(), " channels given ", channels);
+    TORCH_CHECK(!has_residual || residual.sizes() == x.sizes(), "the shortcut's shape ", residual.sizes(),
+                " is not the layer's ", x.sizes());
     torch::Tensor y = torch::empty_like(xc), mean = torch::empty({channels}, x.options()),
                   var = torch::empty({channels}, x.options());
     const torch::Tensor w = weight.contiguous(), b = bias.contiguous();
