@@ -81,9 +81,10 @@ struct Summer {
   }
 };
 
-// The ReLU's gradient: g where the output was positive (y > 0), else 0.
+// The ReLU's gradient: 0 where the output is at most 0, else g (a NaN
+// output passes g, as torch's threshold_backward does).
 ZB_INLINE Vec relu_grad(const Vec& g, const float* y, int64_t at, int64_t k) {
-  return y ? simd::select(load_part(y + at, k) > Vec{}, g, Vec{}) : g;
+  return y ? simd::select(load_part(y + at, k) <= Vec{}, Vec{}, g) : g;
 }
 
 }  // namespace

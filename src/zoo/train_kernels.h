@@ -42,8 +42,9 @@ void bn_act_backward(const BnLayout& l, const float* gy, const float* x, const f
 // max_pool2d), lane-major with `lanes` lanes, channels [c_lo, c_hi).
 void lane_max_pool2_forward(const float* x, int64_t h, int64_t w, int64_t lanes, float* y, int64_t c_lo, int64_t c_hi);
 // Each output's gradient to the first input of its window (in row-major
-// order) that equals the output, as max_pool2d's index does; every element
-// of gx written.
+// order) that equals the output, as max_pool2d's index does (but for a
+// window with two NaNs: torch's goes to the last); every element of gx
+// written.
 void lane_max_pool2_backward(const float* x, const float* y, const float* gy, int64_t h, int64_t w, int64_t lanes,
                              float* gx, int64_t c_lo, int64_t c_hi);
 
