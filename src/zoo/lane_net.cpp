@@ -1,7 +1,6 @@
 #include "lane_net.h"
 
-#include <cmath>
-
+#include "train_kernels.h"
 #include "zoobench/simd.h"
 
 #pragma GCC diagnostic ignored "-Wpsabi"  // see simd.h
@@ -9,27 +8,7 @@
 namespace zoobench::zoo::detail {
 namespace {
 using simd::load;
-using simd::store;
 using Vec = simd::f32x16;
-
-// Lane by lane, for GCC's loop vectoriser: on vector types it made the
-// selects of a NaN-aware maximum one scalar branch a lane.
-ZB_VECTOR_CLONES void max_pool2(const LaneConv& s, const float* x, float* y) {
-  for (int64_t c = 0; c < s.cin; ++c)
-    for (int64_t oy = 0; oy < s.oh; ++oy)
-      for (int64_t ox = 0; ox < s.ow; ++ox) {
-        const float* p = x + ((c * s.h + 2 * oy) * s.w + 2 * ox) * kConvLanes;
-        const int64_t below = s.w * kConvLanes;
-        const float* const in[4] = {p, p + kConvLanes, p + below, p + below + kConvLanes};
-        float* out = y + ((c * s.oh + oy) * s.ow + ox) * kConvLanes;
-        for (int64_t i = 0; i < kConvLanes; ++i) {
-          // The first maximum, a NaN taking over, as max_pool2d's scan does.
-          float m = in[0][i];
-          for (int q = 1; q < 4; ++q) m = (in[q][i] > m || std::isnan(in[q][i])) ? in[q][i] : m;
-          out[i] = m;
-        }
-      }
-}
 
 // The mean over each channel's pixels, image i's in lane i.
 ZB_VECTOR_CLONES void average(const float* x, int64_t channels, int64_t hw, int64_t n, float* features) {
@@ -60,7 +39,7 @@ void lane_net_run(const LaneNetPlan& plan, const float* x, int64_t n, float* con
     hand_out(static_cast<int64_t>(i));
     const LaneStep& step = plan.steps[i];
     if (step.op == LaneStep::Op::kMaxPool2) {
-      max_pool2(step.shape, buf[step.src], buf[step.dst]);
+      lane_max_pool2_forward(buf[step.src], step.shape.h, step.shape.w, kConvLanes, buf[step.dst], 0, step.shape.cin);
       continue;
     }
     LaneEpilogue e;
